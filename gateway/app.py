@@ -1,0 +1,171 @@
+"""The gateway's aiohttp application: wiring of database, responder, outbox, channels and health.
+
+Start-up order (aiohttp cleanup contexts, torn down in reverse): database → indexes → responder and
+knowledge base → outbox worker → channels. Ctrl-C drains AI turns, stops the worker, then the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+from pymongo import AsyncMongoClient, monitoring
+
+from agent_bridge.ai.knowledge_base import KnowledgeBase
+from agent_bridge.ai.offline import OfflineResponder
+from agent_bridge.ai.responder import Responder
+from channels.webchat.channel import WebchatChannel
+from channels.webchat.tokens import TokenSigner
+from gateway.channel import ChannelAdapter
+from gateway.embedded_db import EmbeddedDatabase
+from gateway.events import EventBus
+from gateway.ingest import Ingest
+from gateway.logs import log_event
+from gateway.outbox import OutboxWorker, RetryPolicy
+from gateway.settings import Settings
+from gateway.store import ConversationStore, utcnow
+
+log = logging.getLogger("gateway.app")
+
+
+@dataclass
+class Runtime:
+    """Everything the running gateway holds; tests and benchmarks reach in through `app[RUNTIME]`."""
+
+    settings: Settings
+    bus: EventBus = field(default_factory=EventBus)
+    embedded: EmbeddedDatabase | None = None
+    client: AsyncMongoClient | None = None
+    store: ConversationStore | None = None
+    responder: Responder | None = None
+    outbox: OutboxWorker | None = None
+    ingest: Ingest | None = None
+    webchat: WebchatChannel | None = None
+    adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def webchat_secret(settings: Settings) -> bytes:
+    """WEBCHAT_SECRET, or one generated once and kept in the data dir so sessions survive restarts."""
+    if settings.webchat_secret is not None:
+        return settings.webchat_secret.get_secret_value().encode()
+    path = Path(settings.gateway_data_dir) / "webchat-secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    responder: Responder | None = None,
+    extra_adapters: Sequence[ChannelAdapter] = (),
+    command_listeners: Sequence[monitoring.CommandListener] = (),
+) -> web.Application:
+    runtime = Runtime(settings=settings, responder=responder)
+    app = web.Application(client_max_size=1024 * 1024)
+    app[RUNTIME] = runtime
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
+        if uri is None:
+            runtime.embedded = EmbeddedDatabase(Path(settings.gateway_data_dir))
+            uri = await runtime.embedded.start()
+        runtime.client = AsyncMongoClient(
+            uri, tz_aware=True, event_listeners=list(command_listeners), serverSelectionTimeoutMS=10_000
+        )
+        runtime.store = ConversationStore(runtime.client, settings.mongodb_db)
+        try:
+            await runtime.store.ensure_indexes()
+            yield
+        finally:
+            await runtime.client.close()
+            if runtime.embedded is not None:
+                await runtime.embedded.stop()
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        assert runtime.store is not None
+        if runtime.responder is None:
+            runtime.responder = OfflineResponder(KnowledgeBase.load(settings.kb_dir))
+        runtime.outbox = OutboxWorker(
+            runtime.store,
+            runtime.adapters,
+            policy=RetryPolicy(
+                base_seconds=settings.outbox_backoff_base_seconds,
+                max_seconds=settings.outbox_backoff_max_seconds,
+                give_up_seconds=settings.outbox_give_up_seconds,
+            ),
+            lease_seconds=settings.outbox_lease_seconds,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        runtime.ingest = Ingest(runtime.store, runtime.responder, runtime.outbox, runtime.bus)
+        webchat.attach(runtime.store, runtime.ingest)
+        runtime.adapters[webchat.adapter.name] = webchat.adapter
+        for adapter in extra_adapters:
+            runtime.adapters[adapter.name] = adapter
+        runtime.bus.subscribe(webchat.on_event)
+        runtime.outbox.start()
+        log_event(
+            log,
+            "gateway_ready",
+            url=settings.base_url,
+            responder=runtime.responder.name,
+            database="embedded" if runtime.embedded else "external",
+            worker=runtime.outbox.worker_id,
+        )
+        try:
+            yield
+        finally:
+            webchat.hub.close_all()
+            await runtime.ingest.drain()
+            await runtime.outbox.stop()
+
+    # Routes must exist before the app starts; the channel gets its store and ingest at start-up.
+    webchat = WebchatChannel(
+        TokenSigner(webchat_secret(settings), settings.webchat_token_ttl_days * 86_400),
+        max_text=settings.webchat_max_text,
+        allowed_origins=settings.allowed_origins,
+    )
+    runtime.webchat = webchat
+    webchat.add_routes(app)
+    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(services)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    checks: dict[str, str] = {}
+    try:
+        assert runtime.store is not None
+        await asyncio.wait_for(runtime.store.ping(), 2.0)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    outbox = runtime.outbox
+    stale = (
+        outbox is None
+        or outbox.last_beat is None
+        or (utcnow() - outbox.last_beat > timedelta(seconds=max(10.0, outbox.poll_seconds * 5)))
+    )
+    checks["outbox_worker"] = "ok" if outbox is not None and outbox.alive and not stale else "not running"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
+    )

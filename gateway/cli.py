@@ -1,0 +1,118 @@
+"""The `gateway` command: `gateway` / `gateway serve` runs the server, `gateway check-config` validates."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gateway.settings import Settings, SettingsError, env_file_path, load_settings
+
+
+def config_report(settings: Settings) -> tuple[list[str], list[str]]:
+    """What is enabled and what is wrong, as lines for a person reading a terminal."""
+    from agent_bridge.ai.knowledge_base import KnowledgeBase, KnowledgeBaseError
+    from gateway.embedded_db import find_server_command
+
+    enabled: list[str] = []
+    problems: list[str] = []
+    path, _ = env_file_path()
+    enabled.append(
+        f"env file: {path}" + ("" if path.is_file() else " (not found; environment and defaults only)")
+    )
+    enabled.append(f"web chat: {settings.base_url}/ (widget {settings.base_url}/webchat/widget.js)")
+    if settings.embedded_database:
+        data = Path(settings.gateway_data_dir) / "db"
+        if find_server_command() is None:
+            problems.append(
+                "MONGODB_URI: unset, and the embedded database (secantusd-py) is not installed; "
+                "run `make run` or `pip install 'support-gateway[embedded]'`, or set MONGODB_URI"
+            )
+        else:
+            enabled.append(
+                f"database: embedded SecantusDB in {data} (MONGODB_URI unset), db {settings.mongodb_db!r}"
+            )
+    else:
+        enabled.append(f"database: MongoDB at MONGODB_URI, db {settings.mongodb_db!r}")
+    try:
+        kb = KnowledgeBase.load(settings.kb_dir)
+        enabled.append(
+            f"AI responder: offline, knowledge base {settings.kb_dir} ({len(kb.article_titles)} articles)"
+        )
+    except KnowledgeBaseError as exc:
+        problems.append(f"KB_DIR: {exc}")
+    if settings.openai_api_key is not None or settings.openai_base_url is not None:
+        enabled.append(
+            f"OpenAI-compatible model: {settings.openai_model} at "
+            f"{settings.openai_base_url or 'the OpenAI API'} (not used yet: this version answers offline)"
+        )
+    else:
+        enabled.append("OpenAI-compatible model: not configured (OPENAI_API_KEY / OPENAI_BASE_URL unset)")
+    if settings.webchat_secret is None:
+        enabled.append(
+            f"web chat signing key: generated and kept in {settings.gateway_data_dir}/webchat-secret"
+        )
+    return enabled, problems
+
+
+def check_config() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print("Invalid settings:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    enabled, problems = config_report(settings)
+    for line in enabled:
+        print(f"  ok  {line}")
+    for problem in problems:
+        print(f"  !!  {problem}", file=sys.stderr)
+    print("configuration is valid" if not problems else f"{len(problems)} problem(s) found", file=sys.stderr)
+    return 0 if not problems else 2
+
+
+def serve() -> int:
+    from aiohttp import web
+
+    from gateway.app import build_app
+    from gateway.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print("The gateway cannot start; fix these settings:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    _, problems = config_report(settings)
+    if problems:
+        print("The gateway cannot start; fix these settings:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    print(f"Support gateway on {settings.base_url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    web.run_app(
+        build_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        print=None,
+        shutdown_timeout=10.0,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description="Customer-support gateway")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the gateway (the default)")
+    sub.add_parser("check-config", help="show what is enabled, what is missing, and every wrong value")
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config()
+    return serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

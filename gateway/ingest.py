@@ -1,0 +1,210 @@
+"""Ingest and routing: every channel's inbound message takes this one path.
+
+dedupe (idempotency key) → resolve contact and conversation once → append → route the turn:
+status `ai` → the AI responder; any other status → the human side (the message is stored and announced;
+the AI never answers while a human owns the conversation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agent_bridge.ai.responder import HistoryItem, Reply, Responder, Turn
+from gateway.events import EventBus, MessageStored, Typing
+from gateway.logs import log_event
+from gateway.models import ConversationRef, InboundMessage, OutboundMessage
+from gateway.outbox import OutboxWorker
+from gateway.store import ConversationStore, DuplicateMessage, utcnow
+
+log = logging.getLogger("gateway.ingest")
+
+FALLBACK_TEXT = (
+    "Sorry, I couldn't process that just now. Please try again in a moment, "
+    "or ask for a person and our team will pick it up."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    conversation_id: str
+    message: dict[str, Any]
+    duplicate: bool
+
+
+def message_document(
+    *,
+    conversation_id: Any,
+    seq: int,
+    author: str,
+    text: str,
+    idempotency_key: str,
+    created_at: datetime,
+    channel: str,
+    provider_message_id: str = "",
+    client_msg_id: str = "",
+    attachments: list[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from bson import ObjectId
+
+    doc: dict[str, Any] = {
+        "_id": ObjectId(),
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "author": author,
+        "text": text,
+        "attachments": attachments or [],
+        "origin": {"channel": channel, "provider_message_id": provider_message_id or None},
+        "idempotency_key": idempotency_key,
+        "created_at": created_at,
+    }
+    if client_msg_id:
+        doc["client_msg_id"] = client_msg_id
+    if meta:
+        doc["meta"] = meta
+    return doc
+
+
+class Ingest:
+    def __init__(
+        self,
+        store: ConversationStore,
+        responder: Responder,
+        outbox: OutboxWorker,
+        bus: EventBus,
+        *,
+        history_limit: int = 0,
+        responder_timeout: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.responder = responder
+        self.outbox = outbox
+        self.bus = bus
+        self.history_limit = history_limit
+        self.responder_timeout = responder_timeout
+        self._turns: set[asyncio.Task[None]] = set()
+
+    async def receive(self, inbound: InboundMessage) -> IngestResult:
+        now = inbound.received_at or utcnow()
+        conversation = await self.store.open_turn(inbound.ref, inbound.sender.key, now)
+        conversation_id = conversation["_id"]
+        if conversation.get("contact_id") is None:
+            # First message on a new thread: the contact is resolved once, here, for every channel.
+            contact_id = await self.store.resolve_contact(inbound.sender)
+            await self.store.set_contact(conversation_id, contact_id)
+            conversation["contact_id"] = contact_id
+        ai_turn = conversation["status"] == "ai"
+        customer_seq = conversation["seq"] - 1 if ai_turn else conversation["seq"]
+        message = message_document(
+            conversation_id=conversation_id,
+            seq=customer_seq,
+            author="customer",
+            text=inbound.text,
+            idempotency_key=inbound.idempotency_key,
+            created_at=now,
+            channel=inbound.ref.channel,
+            provider_message_id=inbound.provider_message_id,
+            client_msg_id=inbound.client_msg_id,
+            attachments=[a.to_doc() for a in inbound.attachments],
+        )
+        fields = {"conversation_id": str(conversation_id), "channel": inbound.ref.channel}
+        try:
+            await self.store.insert_message(message)
+        except DuplicateMessage:
+            # A provider retry: store nothing, answer nothing. The numbers taken stay unused (seq may
+            # have gaps), and a conversation this retry reopened goes back to resolved.
+            if conversation.get("prior_status") == "resolved" and conversation.get("reopened_at") == now:
+                await self.store.undo_reopen(conversation_id, now)
+            existing = await self.store.message_by_key(inbound.idempotency_key)
+            log_event(log, "inbound_duplicate", **fields)
+            return IngestResult(str(conversation_id), existing or message, duplicate=True)
+
+        log_event(log, "inbound_stored", seq=customer_seq, status=conversation["status"], **fields)
+        self.bus.publish(MessageStored(conversation, message))
+        if ai_turn:
+            task = asyncio.create_task(self._ai_turn(inbound.ref, conversation, message))
+            self._turns.add(task)
+            task.add_done_callback(self._turns.discard)
+        else:
+            log_event(log, "routed_to_humans", status=conversation["status"], **fields)
+        return IngestResult(str(conversation_id), message, duplicate=False)
+
+    async def _ai_turn(
+        self, ref: ConversationRef, conversation: dict[str, Any], customer: dict[str, Any]
+    ) -> None:
+        conversation_id = conversation["_id"]
+        cid = str(conversation_id)
+        self.bus.publish(Typing(cid, "ai", True))
+        try:
+            reply = await self._respond(conversation_id, customer)
+            now = utcnow()
+            meta = {
+                "responder": reply.responder,
+                "answered": reply.answered,
+                "confidence": round(reply.confidence, 4),
+                "articles": [
+                    {"article_id": a.article_id, "title": a.title, "score": round(a.score, 4)}
+                    for a in reply.articles
+                ],
+                "in_reply_to": customer["_id"],
+            }
+            message = message_document(
+                conversation_id=conversation_id,
+                seq=conversation["seq"],  # the number open_turn reserved for this reply
+                author="ai",
+                text=reply.text,
+                idempotency_key=f"ai:{customer['_id']}",
+                created_at=now,
+                channel=ref.channel,
+                meta=meta,
+            )
+            outbound = OutboundMessage(
+                conversation_id=cid,
+                seq=message["seq"],
+                author="ai",
+                text=reply.text,
+                created_at=now,
+                message_id=str(message["_id"]),
+            )
+            job = self.outbox.new_job(ref, outbound, idempotency_key=f"out:{message['_id']}")
+            stored = await self.store.store_outbound(
+                message, job, owner_status="ai", touch={"last_ai_reply_at": now, "updated_at": now}
+            )
+            # Typing ends just before the reply goes out, so the indicator never outlives the message.
+            self.bus.publish(Typing(cid, "ai", False))
+            if not stored:
+                log_event(log, "ai_reply_dropped_human_owns", conversation_id=cid)
+                return
+            log_event(
+                log,
+                "ai_replied",
+                conversation_id=cid,
+                seq=message["seq"],
+                answered=reply.answered,
+                articles=[a.article_id for a in reply.articles],
+            )
+            self.outbox.dispatch(job)
+        except Exception:
+            log.exception("ai_turn_failed", extra={"conversation_id": cid})
+            self.bus.publish(Typing(cid, "ai", False))
+
+    async def _respond(self, conversation_id: Any, customer: dict[str, Any]) -> Reply:
+        history: list[HistoryItem] = []
+        if self.history_limit:
+            recent = await self.store.recent_messages(conversation_id, self.history_limit)
+            history = [HistoryItem(m["author"], m["text"]) for m in recent if m["_id"] != customer["_id"]]
+        turn = Turn(conversation_id=str(conversation_id), text=customer["text"], history=history)
+        try:
+            return await asyncio.wait_for(self.responder.respond(turn), self.responder_timeout)
+        except Exception:
+            log.exception("responder_failed", extra={"conversation_id": str(conversation_id)})
+            return Reply(text=FALLBACK_TEXT, answered=False, confidence=0.0, responder="fallback")
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Let AI turns in flight finish before shutdown."""
+        if self._turns:
+            await asyncio.wait(list(self._turns), timeout=timeout)

@@ -1,0 +1,129 @@
+"""Gateway settings, read from the environment and an env file (GATEWAY_ENV_FILE, default `.env`).
+
+Every setting is documented in `config/example.env`. Invalid values are reported one clear line each,
+by `gateway check-config` and at start, so a manager editing an env file sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ENV_FILE = ".env"
+
+
+class SettingsError(Exception):
+    """Raised with one human-readable line per wrong value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file_encoding="utf-8")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(8080, ge=1, le=65535)
+    public_base_url: AnyHttpUrl | None = None
+    gateway_data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    mongodb_uri: SecretStr | None = None
+    mongodb_db: str = "gateway"
+
+    kb_dir: Path = Path("config/kb")
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: AnyHttpUrl | None = None
+    openai_model: str = "gpt-4o-mini"
+
+    webchat_secret: SecretStr | None = None
+    webchat_token_ttl_days: int = Field(30, ge=1, le=3650)
+    webchat_allowed_origins: str = "*"
+    webchat_max_text: int = Field(4000, ge=1, le=100_000)
+
+    outbox_lease_seconds: float = Field(30.0, gt=0, le=3600)
+    outbox_backoff_base_seconds: float = Field(1.0, gt=0, le=3600)
+    outbox_backoff_max_seconds: float = Field(300.0, gt=0, le=86_400)
+    outbox_give_up_seconds: float = Field(86_400.0, gt=0)
+    outbox_poll_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("mongodb_uri")
+    @classmethod
+    def _mongodb_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("mongodb_db")
+    @classmethod
+    def _database_name(cls, value: str) -> str:
+        # MongoDB forbids these characters in database names: /\. "$ and NUL.
+        if not value or len(value) > 63 or re.search(r'[/\\. "$\x00]', value):
+            raise ValueError('must be 1-63 characters without / \\ . space " or $')
+        return value
+
+    @field_validator("webchat_secret")
+    @classmethod
+    def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "must be at least 32 characters; make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return value
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.mongodb_uri is None
+
+    @property
+    def base_url(self) -> str:
+        if self.public_base_url is not None:
+            return str(self.public_base_url).rstrip("/")
+        host = "127.0.0.1" if self.gateway_host in ("0.0.0.0", "::") else self.gateway_host
+        return f"http://{host}:{self.gateway_port}"
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.webchat_allowed_origins.split(",") if o.strip())
+
+
+def env_file_path(environ: os._Environ[str] | dict[str, str] = os.environ) -> tuple[Path, bool]:
+    """The env file to read and whether it was named explicitly (an explicit missing file is an error)."""
+    named = environ.get("GATEWAY_ENV_FILE")
+    return Path(named or DEFAULT_ENV_FILE), bool(named)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Environment variables win over the env file, which wins over defaults."""
+    path, explicit = env_file_path()
+    if explicit and not path.is_file():
+        raise SettingsError([f"GATEWAY_ENV_FILE: {path} does not exist"])
+    try:
+        return Settings(_env_file=path if path.is_file() else None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        shown = error.get("input")
+        # Never echo secrets back into a terminal or log.
+        if any(word in name for word in ("SECRET", "KEY", "TOKEN", "URI")):
+            shown = None
+        problems.append(f"{name}: {message}" + (f" (got {shown!r})" if isinstance(shown, str | int) else ""))
+    return problems

@@ -1,0 +1,277 @@
+"""The conversation store: contacts, conversations, messages and outbox in MongoDB (PyMongo async).
+
+Each public method is one database round trip unless its docstring says otherwise; the AI turn's
+budget (see docs/benchmarks.md) is counted in these calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, InsertOne, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, InvalidOperation, OperationFailure
+
+from gateway.logs import log_event
+from gateway.models import ConversationRef, Identity
+
+log = logging.getLogger("gateway.store")
+
+# Statuses in which the AI owns the next turn once a customer message arrives; a resolved
+# conversation is reopened to the AI (a repeat contact).
+_AI_AFTER = ("new", "resolved", "ai")
+
+
+def utcnow() -> datetime:
+    # MongoDB keeps milliseconds; truncating here makes stored and in-memory values compare equal.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class DuplicateMessage(Exception):
+    """The idempotency key is already stored: a provider retry or a resent client message."""
+
+
+def parse_id(value: str) -> ObjectId | None:
+    return ObjectId(value) if ObjectId.is_valid(value) else None
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "contacts": [
+        # One contact per channel identity; a contact may hold several identities (multikey).
+        IndexModel([("identity_keys", ASCENDING)], unique=True, name="identity_keys_unique"),
+    ],
+    "conversations": [
+        # One conversation per customer thread: ingest resolves it by this key in one upsert.
+        IndexModel([("ref_key", ASCENDING)], unique=True, name="ref_key_unique"),
+        # Queue views and handoff metrics scan by status and recency.
+        IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),
+        IndexModel([("contact_id", ASCENDING)], name="contact"),
+    ],
+    "messages": [
+        # Ordered history and `after_seq` replay; unique so two writers can never share a number.
+        IndexModel(
+            [("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="conversation_seq"
+        ),
+        # A provider retry or resent client message is a no-op.
+        IndexModel([("idempotency_key", ASCENDING)], unique=True, name="idempotency_key_unique"),
+    ],
+    "outbox": [
+        # The sweeper's query: due jobs.
+        IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_due"),
+        # Head-of-line check: is an earlier job in this lane still pending?
+        IndexModel([("lane", ASCENDING), ("position", ASCENDING)], name="lane_position"),
+        # One job per outbound message, whoever enqueues it twice.
+        IndexModel([("idempotency_key", ASCENDING)], unique=True, name="idempotency_key_unique"),
+    ],
+}
+
+
+class ConversationStore:
+    def __init__(self, client: AsyncMongoClient, database: str) -> None:
+        self.client = client
+        self.db: AsyncDatabase = client[database]
+        self.contacts = self.db.contacts
+        self.conversations = self.db.conversations
+        self.messages = self.db.messages
+        self.outbox = self.db.outbox
+        self._cross_collection_bulk = True
+
+    async def ensure_indexes(self) -> None:
+        for name, models in INDEXES.items():
+            await self.db[name].create_indexes(models)
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    # contacts
+
+    async def resolve_contact(self, identity: Identity) -> ObjectId:
+        now = utcnow()
+        for _ in range(2):
+            try:
+                doc = await self.contacts.find_one_and_update(
+                    {"identity_keys": identity.key},
+                    {
+                        "$setOnInsert": {
+                            "created_at": now,
+                            "name": identity.name,
+                            "email": identity.email,
+                            "identities": [{"channel": identity.channel, "address": identity.address}],
+                        },
+                        "$set": {"last_seen_at": now},
+                    },
+                    upsert=True,
+                    projection={"_id": 1},
+                    return_document=ReturnDocument.AFTER,
+                )
+                return doc["_id"]
+            except DuplicateKeyError:
+                continue  # a concurrent upsert won the race; the second pass finds its document
+        raise RuntimeError(f"could not resolve contact {identity.key}")
+
+    # conversations
+
+    async def create_conversation(self, ref: ConversationRef, contact_id: ObjectId) -> dict[str, Any]:
+        now = utcnow()
+        doc = {
+            "ref_key": ref.key,
+            "ref": ref.to_doc(),
+            "contact_id": contact_id,
+            "status": "ai",
+            "queue": None,
+            "assignee": None,
+            "seq": 0,
+            "created_at": now,
+            "updated_at": now,
+            "last_customer_message_at": None,
+            "handoff_at": None,
+            "first_human_reply_at": None,
+            "resolved_at": None,
+            "reopened_at": None,
+            "reopen_count": 0,
+        }
+        result = await self.conversations.insert_one(doc)
+        doc["_id"] = result.inserted_id
+        return doc
+
+    async def get_conversation(self, conversation_id: ObjectId) -> dict[str, Any] | None:
+        return await self.conversations.find_one({"_id": conversation_id})
+
+    async def open_turn(self, ref: ConversationRef, sender_key: str, now: datetime) -> dict[str, Any]:
+        """Resolve-or-create the conversation for `ref` and number the customer's message, atomically.
+
+        When the AI owns the turn, two numbers are taken: the customer's and the AI reply's, so the
+        reply needs no second round trip. A resolved conversation is reopened to the AI.
+        """
+        prior = {"$ifNull": ["$status", "new"]}
+        ai_after = {"$in": [prior, list(_AI_AFTER)]}
+        pipeline = [
+            {
+                "$set": {
+                    "ref": {"$ifNull": ["$ref", {"$literal": ref.to_doc()}]},
+                    "contact_key": {"$ifNull": ["$contact_key", sender_key]},
+                    "created_at": {"$ifNull": ["$created_at", now]},
+                    "queue": {"$ifNull": ["$queue", None]},
+                    "assignee": {"$ifNull": ["$assignee", None]},
+                    "prior_status": prior,
+                    "status": {"$cond": [ai_after, "ai", prior]},
+                    "seq": {"$add": [{"$ifNull": ["$seq", 0]}, {"$cond": [ai_after, 2, 1]}]},
+                    "reopen_count": {
+                        "$add": [
+                            {"$ifNull": ["$reopen_count", 0]},
+                            {"$cond": [{"$eq": [prior, "resolved"]}, 1, 0]},
+                        ]
+                    },
+                    "reopened_at": {"$cond": [{"$eq": [prior, "resolved"]}, now, "$reopened_at"]},
+                    "last_customer_message_at": now,
+                    "updated_at": now,
+                }
+            }
+        ]
+        for _ in range(2):
+            try:
+                doc = await self.conversations.find_one_and_update(
+                    {"ref_key": ref.key}, pipeline, upsert=True, return_document=ReturnDocument.AFTER
+                )
+                assert doc is not None
+                return doc
+            except DuplicateKeyError:
+                continue  # two first messages raced on a new thread; the loser updates the winner's doc
+        raise RuntimeError(f"could not open conversation {ref.key}")
+
+    async def undo_reopen(self, conversation_id: ObjectId, reopened_at: datetime) -> None:
+        """A retried message must not reopen a resolved conversation: put it back."""
+        await self.conversations.update_one(
+            {"_id": conversation_id, "reopened_at": reopened_at, "status": "ai"},
+            {"$set": {"status": "resolved", "reopened_at": None}, "$inc": {"reopen_count": -1}},
+        )
+
+    async def set_contact(self, conversation_id: ObjectId, contact_id: ObjectId) -> None:
+        await self.conversations.update_one({"_id": conversation_id}, {"$set": {"contact_id": contact_id}})
+
+    async def allocate_seq(self, conversation_id: ObjectId, count: int = 1) -> int:
+        """Number `count` new messages in a conversation (agent or system messages); returns the last."""
+        doc = await self.conversations.find_one_and_update(
+            {"_id": conversation_id},
+            {"$inc": {"seq": count}, "$set": {"updated_at": utcnow()}},
+            projection={"seq": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise LookupError(f"conversation {conversation_id} not found")
+        return int(doc["seq"])
+
+    # messages
+
+    async def insert_message(self, doc: dict[str, Any]) -> None:
+        try:
+            await self.messages.insert_one(doc)
+        except DuplicateKeyError as exc:
+            if "idempotency_key" in str(exc):
+                raise DuplicateMessage(doc["idempotency_key"]) from None
+            raise
+
+    async def message_by_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        return await self.messages.find_one({"idempotency_key": idempotency_key})
+
+    async def messages_after(self, conversation_id: ObjectId, after_seq: int, limit: int = 500) -> list[dict]:
+        cursor = self.messages.find({"conversation_id": conversation_id, "seq": {"$gt": after_seq}})
+        return await cursor.sort("seq", ASCENDING).limit(limit).to_list()
+
+    async def recent_messages(self, conversation_id: ObjectId, limit: int = 20) -> list[dict]:
+        cursor = self.messages.find({"conversation_id": conversation_id}).sort("seq", DESCENDING).limit(limit)
+        return list(reversed(await cursor.to_list()))
+
+    async def store_outbound(
+        self,
+        message: Mapping[str, Any],
+        job: Mapping[str, Any],
+        *,
+        owner_status: str,
+        touch: Mapping[str, Any],
+    ) -> bool:
+        """Store an outbound message and its outbox job if the conversation is still `owner_status`.
+
+        With MongoDB 8's cross-collection bulkWrite this is one ordered round trip whose first step is
+        the ownership guard: an upsert on {_id, status}. When the status has changed (say an agent
+        claimed the conversation while the AI was thinking) the upsert collides on `_id`, the ordered
+        batch stops, and neither the message nor the job is written. Returns False in that case.
+        Servers without bulkWrite get the same guard as a separate update, then two inserts.
+        """
+        guard = {"_id": message["conversation_id"], "status": owner_status}
+        if self._cross_collection_bulk:
+            try:
+                await self.client.bulk_write(
+                    [
+                        UpdateOne(
+                            guard, {"$set": dict(touch)}, upsert=True, namespace=self.conversations.full_name
+                        ),
+                        InsertOne(dict(message), namespace=self.messages.full_name),
+                        InsertOne(dict(job), namespace=self.outbox.full_name),
+                    ],
+                    ordered=True,
+                )
+                return True
+            except ClientBulkWriteException as exc:
+                errors = exc.write_errors or []
+                if errors and errors[0].get("idx") == 0 and errors[0].get("code") == 11000:
+                    return False
+                raise
+            except (OperationFailure, InvalidOperation) as exc:
+                # The driver refuses before 8.0 (InvalidOperation); a server may answer code 59,
+                # CommandNotFound. Anything else is a real error.
+                if isinstance(exc, OperationFailure) and exc.code != 59:
+                    raise
+                self._cross_collection_bulk = False
+                log_event(log, "bulk_write_unsupported_fallback")
+        result = await self.conversations.update_one(guard, {"$set": dict(touch)})
+        if result.matched_count == 0:
+            return False
+        await self.messages.insert_one(dict(message))
+        await self.outbox.insert_one(dict(job))
+        return True
