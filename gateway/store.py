@@ -98,6 +98,8 @@ class ConversationStore:
                     {"identity_keys": identity.key},
                     {
                         "$setOnInsert": {
+                            # Kept as an array so later issues can link more identities to one contact.
+                            "identity_keys": [identity.key],
                             "created_at": now,
                             "name": identity.name,
                             "email": identity.email,

@@ -102,9 +102,20 @@ async def gateway_factory(
     """Start gateways on one test database; several may run at once (several processes' worth)."""
     async with AsyncExitStack() as stack:
 
-        async def start(extra_adapters: Sequence[Any] = (), **overrides: Any) -> RunningGateway:
+        async def start(
+            extra_adapters: Sequence[Any] = (),
+            responder: Any = None,
+            command_listeners: Sequence[Any] = (),
+            **overrides: Any,
+        ) -> RunningGateway:
             settings = make_settings(mongo_uri, db_name, tmp_path / "data", **overrides)
-            server = TestServer(build_app(settings, extra_adapters=extra_adapters), host="127.0.0.1")
+            app = build_app(
+                settings,
+                responder=responder,
+                extra_adapters=extra_adapters,
+                command_listeners=command_listeners,
+            )
+            server = TestServer(app, host="127.0.0.1")
             await server.start_server()
             running = RunningGateway(server, server.app[RUNTIME], ClientSession())
             stack.push_async_callback(running.close)

@@ -42,7 +42,7 @@ class TokenSigner:
         return hmac.new(self._secret, b"webchat-session:" + payload, hashlib.sha256).digest()
 
     def issue(self, conversation_id: str, visitor_id: str, now: float | None = None) -> str:
-        expires = int((now or time.time()) + self.ttl_seconds)
+        expires = int((time.time() if now is None else now) + self.ttl_seconds)
         payload = json.dumps({"c": conversation_id, "v": visitor_id, "exp": expires}, separators=(",", ":"))
         raw = payload.encode()
         return f"{_b64(raw)}.{_b64(self._mac(raw))}"
@@ -61,6 +61,6 @@ class TokenSigner:
             session = Session(str(payload["c"]), str(payload["v"]), int(payload["exp"]))
         except (ValueError, KeyError, TypeError):
             raise InvalidToken("malformed payload") from None
-        if session.expires_at < (now or time.time()):
+        if session.expires_at < (time.time() if now is None else now):
             raise InvalidToken("expired")
         return session

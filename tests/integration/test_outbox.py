@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -41,7 +42,7 @@ async def test_retries_with_backoff_and_retry_after_until_the_provider_recovers(
     await eventually(lambda: len(provider.delivered) == 1)
     assert len(provider.received) == 4
     at = [r["at"] for r in provider.received]
-    gaps = [b - a for a, b in zip(at, at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(at)]
     assert gaps[1] >= 0.4, f"Retry-After of 0.4 s not honoured: {gaps}"
     # Attempt 3 waits at least half of base * 2**2 (equal jitter); attempt 1 is far below the cap.
     assert gaps[2] >= 0.1, gaps

@@ -1,0 +1,108 @@
+"""Settings from env files and `gateway check-config`, run as a manager would run them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import SettingsError, load_settings
+from tests.conftest import ROOT
+
+
+def run_gateway(*args: str, env_file: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MONGODB_", "GATEWAY_", "OPENAI_", "WEBCHAT_"))
+    }
+    base.update(GATEWAY_ENV_FILE=str(env_file), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_every_setting_is_documented_in_the_example_env_file() -> None:
+    from gateway.settings import Settings
+
+    documented = (ROOT / "config" / "example.env").read_text()
+    for name in Settings.model_fields:
+        assert name.upper() in documented, f"{name.upper()} is missing from config/example.env"
+    assert "GATEWAY_ENV_FILE" in documented
+
+
+def test_env_file_values_load_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "gateway.env"
+    env_file.write_text("GATEWAY_PORT=9090\nMONGODB_DB=support\nLOG_LEVEL=DEBUG\n")
+    monkeypatch.setenv("GATEWAY_ENV_FILE", str(env_file))
+    monkeypatch.setenv("MONGODB_DB", "fromenv")
+    settings = load_settings()
+    assert settings.gateway_port == 9090
+    assert settings.mongodb_db == "fromenv"
+    assert settings.log_level == "DEBUG"
+
+
+def test_a_named_env_file_that_does_not_exist_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_ENV_FILE", str(tmp_path / "nope.env"))
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings()
+
+
+def test_check_config_reports_what_is_enabled(tmp_path: Path) -> None:
+    env_file = tmp_path / "ok.env"
+    env_file.write_text(f"GATEWAY_DATA_DIR={tmp_path / 'data'}\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    assert "embedded SecantusDB" in result.stdout
+    assert "10 articles" in result.stdout
+    assert "configuration is valid" in result.stderr
+
+
+def test_check_config_gives_one_clear_message_per_wrong_value(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad.env"
+    env_file.write_text(
+        "GATEWAY_PORT=99999\nMONGODB_URI=postgres://db\nMONGODB_DB=my.db\nLOG_LEVEL=LOUD\n"
+        "WEBCHAT_SECRET=short\nOPENAI_BASE_URL=not a url\n"
+    )
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert len(lines) == 6, result.stderr
+    for name in (
+        "GATEWAY_PORT",
+        "MONGODB_URI",
+        "MONGODB_DB",
+        "LOG_LEVEL",
+        "WEBCHAT_SECRET",
+        "OPENAI_BASE_URL",
+    ):
+        assert any(line.startswith(f"  - {name}:") for line in lines), (name, result.stderr)
+    assert "postgres://db" not in result.stderr, "a connection string (may hold a password) was echoed"
+
+
+def test_a_missing_knowledge_base_is_reported(tmp_path: Path) -> None:
+    env_file = tmp_path / "kb.env"
+    env_file.write_text(f"KB_DIR={tmp_path / 'no-kb'}\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 2
+    assert "KB_DIR:" in result.stderr and "no-kb" in result.stderr
+
+
+def test_the_server_refuses_to_start_on_invalid_settings(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad.env"
+    env_file.write_text("GATEWAY_PORT=eighty\n")
+    result = run_gateway(env_file=env_file)
+    assert result.returncode == 2
+    assert "cannot start" in result.stderr and "GATEWAY_PORT:" in result.stderr
