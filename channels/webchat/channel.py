@@ -31,7 +31,7 @@ MAX_FRAME_BYTES = 64 * 1024
 HARD_FRAME_LIMIT = 256 * 1024
 MAX_CLIENT_MSG_ID = 100
 RATE_WINDOW_SECONDS, RATE_MAX_MESSAGES = 10.0, 20
-CLOSE_BAD_TOKEN, CLOSE_BAD_REQUEST = 4401, 4400
+CLOSE_BAD_TOKEN, CLOSE_BAD_REQUEST, CLOSE_ORIGIN = 4401, 4400, 4403
 
 
 class RateLimiter:
@@ -166,7 +166,10 @@ class WebchatChannel:
         # Close codes need an open socket, so bad requests are refused after the handshake.
         await ws.prepare(request)
         if not self._origin_allowed(request):
-            await ws.close(code=CLOSE_BAD_REQUEST, message=b"origin not allowed")
+            await ws.close(code=CLOSE_ORIGIN, message=b"origin not allowed")
+            return ws
+        if not request.query.get("token"):
+            await ws.close(code=CLOSE_BAD_REQUEST, message=b"token is required")
             return ws
         try:
             session = self.signer.verify(request.query.get("token", ""))
