@@ -115,6 +115,7 @@ def build_app(
             runtime.adapters[adapter.name] = adapter
         runtime.bus.subscribe(webchat.on_event)
         runtime.outbox.start()
+        resume = asyncio.create_task(runtime.ingest.resume_unanswered())
         log_event(
             log,
             "gateway_ready",
@@ -126,6 +127,7 @@ def build_app(
         try:
             yield
         finally:
+            resume.cancel()
             webchat.hub.close_all()
             await runtime.ingest.drain()
             await runtime.outbox.stop()

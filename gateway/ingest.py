@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from bson import ObjectId
 
 from agent_bridge.ai.responder import HistoryItem, Reply, Responder, Turn
 from gateway.events import EventBus, MessageStored, Typing
@@ -49,8 +51,6 @@ def message_document(
     attachments: list[dict[str, Any]] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from bson import ObjectId
-
     doc: dict[str, Any] = {
         "_id": ObjectId(),
         "conversation_id": conversation_id,
@@ -203,6 +203,39 @@ class Ingest:
         except Exception:
             log.exception("responder_failed", extra={"conversation_id": str(conversation_id)})
             return Reply(text=FALLBACK_TEXT, answered=False, confidence=0.0, responder="fallback")
+
+    async def resume_unanswered(self, *, settle_seconds: float = 30.0, max_age_seconds: float = 900.0) -> int:
+        """Answer customer messages whose AI turn a stopped process never finished.
+
+        Runs at start. A message younger than `settle_seconds` may still be in another process's
+        hands; one older than `max_age_seconds` is stale, and a late answer would confuse more than
+        help. A duplicate answer is impossible: the reply's idempotency key is `ai:<message id>`.
+        """
+        now = utcnow()
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        cursor = self.store.conversations.find(
+            {
+                "status": "ai",
+                "last_customer_message_at": {
+                    "$gte": now - timedelta(seconds=max_age_seconds),
+                    "$lte": now - timedelta(seconds=settle_seconds),
+                },
+                "$expr": {"$gt": ["$last_customer_message_at", {"$ifNull": ["$last_ai_reply_at", epoch]}]},
+            }
+        )
+        resumed = 0
+        async for conversation in cursor:
+            customer = await self.store.messages.find_one(
+                {"conversation_id": conversation["_id"], "author": "customer"}, sort=[("seq", -1)]
+            )
+            if customer is None:
+                continue
+            log_event(log, "ai_turn_resumed", conversation_id=str(conversation["_id"]), seq=customer["seq"])
+            # The reply takes the number reserved for it when the customer's message was numbered.
+            turn = {**conversation, "seq": customer["seq"] + 1}
+            await self._ai_turn(ConversationRef.from_doc(conversation["ref"]), turn, customer)
+            resumed += 1
+        return resumed
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let AI turns in flight finish before shutdown."""

@@ -38,7 +38,8 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # aiohttp's access log is one line per request: useful, but keep it at INFO only when asked.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
-    logging.getLogger("pymongo").setLevel(logging.WARNING)
+    for noisy in ("pymongo", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

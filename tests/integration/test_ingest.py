@@ -10,6 +10,8 @@ import pytest
 from pymongo import monitoring
 
 from agent_bridge.ai.responder import Reply, Turn
+from gateway.ingest import message_document
+from gateway.store import utcnow
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider
@@ -181,3 +183,36 @@ async def test_an_ai_turn_costs_at_most_four_database_round_trips(
 
     assert sum(counter.counts.values()) <= 4, counter.counts
     assert counter.counts == Counter({"findAndModify": 1, "insert": 1, "bulkWrite": 1, "update": 1})
+
+
+async def test_a_turn_left_unanswered_by_a_stopped_process_is_answered_at_start(
+    gw: RunningGateway, provider: FakeProvider
+) -> None:
+    """A customer message stored just before a crash, with no AI reply, gets one on the next start."""
+    store = gw.runtime.store
+    await gw.runtime.ingest.receive(inbound("How much does shipping cost?", "1"))
+    await eventually(lambda: len(provider.delivered) == 1)
+    # What a crash between storing the message and answering it leaves behind:
+    conversation = await store.open_turn(
+        inbound("x", "2").ref, "testchan|user-chat-1", store_time := utcnow()
+    )
+    await store.insert_message(
+        message_document(
+            conversation_id=conversation["_id"],
+            seq=conversation["seq"] - 1,
+            author="customer",
+            text="How do I reset my password?",
+            idempotency_key="testchan:2",
+            created_at=store_time,
+            channel="testchan",
+        )
+    )
+    # Not yet: it may still be in another process's hands.
+    assert await gw.runtime.ingest.resume_unanswered(settle_seconds=30) == 0
+
+    assert await gw.runtime.ingest.resume_unanswered(settle_seconds=0) == 1
+    await eventually(lambda: len(provider.delivered) == 2)
+    assert "password" in provider.delivered[1]["payload"]["text"].lower()
+    assert provider.delivered[1]["payload"]["seq"] == 4
+    # Answered now, so a second start does nothing.
+    assert await gw.runtime.ingest.resume_unanswered(settle_seconds=0) == 0
