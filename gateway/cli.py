@@ -55,21 +55,31 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
     return enabled, problems
 
 
-def check_config() -> int:
+def validated_settings() -> tuple[Settings | None, list[str], list[str]]:
+    """Settings, what they enable, and every problem: wrong values first, then missing pieces."""
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print("Invalid settings:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 2
+        return None, [], exc.problems
     enabled, problems = config_report(settings)
+    return settings, enabled, problems
+
+
+def print_problems(header: str, problems: list[str]) -> None:
+    print(header, file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def check_config() -> int:
+    _, enabled, problems = validated_settings()
     for line in enabled:
         print(f"  ok  {line}")
-    for problem in problems:
-        print(f"  !!  {problem}", file=sys.stderr)
-    print("configuration is valid" if not problems else f"{len(problems)} problem(s) found", file=sys.stderr)
-    return 0 if not problems else 2
+    if problems:
+        print_problems(f"{len(problems)} problem(s) found:", problems)
+        return 2
+    print("configuration is valid", file=sys.stderr)
+    return 0
 
 
 def serve() -> int:
@@ -78,18 +88,9 @@ def serve() -> int:
     from gateway.app import build_app
     from gateway.logs import configure_logging
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print("The gateway cannot start; fix these settings:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 2
-    _, problems = config_report(settings)
-    if problems:
-        print("The gateway cannot start; fix these settings:", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
+    settings, _, problems = validated_settings()
+    if settings is None or problems:
+        print_problems("The gateway cannot start; fix these settings:", problems)
         return 2
     configure_logging(settings.log_level)
     print(f"Support gateway on {settings.base_url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 from pymongo import monitoring
@@ -16,20 +15,6 @@ from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider
 from tests.helpers import eventually, inbound
-
-
-@pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-async def channel(provider: FakeProvider) -> AsyncIterator[HttpTestChannel]:
-    adapter = HttpTestChannel(provider.url)
-    yield adapter
-    await adapter.close()
 
 
 @pytest.fixture

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest
 
 from gateway.models import ConversationRef, OutboundMessage
 from gateway.outbox import job_document
@@ -15,20 +12,6 @@ from tests.conftest import GatewayFactory
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider, Outcome
 from tests.helpers import eventually, inbound
-
-
-@pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-async def channel(provider: FakeProvider) -> AsyncIterator[HttpTestChannel]:
-    adapter = HttpTestChannel(provider.url)
-    yield adapter
-    await adapter.close()
 
 
 async def test_retries_with_backoff_and_retry_after_until_the_provider_recovers(

@@ -1,0 +1,24 @@
+"""A local fake provider and the HTTP channel adapter that talks to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.http_channel import HttpTestChannel
+from tests.fakes.provider import FakeProvider
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[FakeProvider]:
+    fake = await FakeProvider().start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def channel(provider: FakeProvider) -> AsyncIterator[HttpTestChannel]:
+    adapter = HttpTestChannel(provider.url)
+    yield adapter
+    await adapter.close()
