@@ -199,6 +199,11 @@ class OutboxWorker:
                     # The lane is blocked by a retry: hand the later jobs to the sweeper.
                     await self._release([j["_id"] for j in queue])
                     queue.clear()
+        except Exception:
+            # The database failed mid-delivery. The lane's jobs keep their leases, which lapse, and
+            # the sweeper delivers them in order once the database is back: delayed, not dropped.
+            log.exception("outbox_lane_failed", extra={"conversation_id": lane, "left": len(queue)})
+            queue.clear()
         finally:
             if not queue:
                 self._lane_queues.pop(lane, None)
