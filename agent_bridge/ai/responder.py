@@ -6,9 +6,9 @@ stores and sends through the outbox; the responder never talks to a channel or t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Author = Literal["customer", "ai", "agent", "system"]
 
@@ -33,6 +33,29 @@ class Turn:
     conversation_id: str
     text: str
     history: Sequence[HistoryItem] = ()
+    # Queue names from the routing file: the only places a model may hand a conversation to.
+    queues: Sequence[str] = ()
+    # Details already collected in this conversation (name, email, order_number, ...).
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffRequest:
+    """The responder's own judgement that a person should take over (a model's tool call)."""
+
+    reason: str
+    queue: str | None = None
+    summary: str = ""
+    urgency: str = "normal"  # low | normal | high
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool the responder called, recorded so the agent and metrics see what the AI did."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    result: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +67,11 @@ class Reply:
     confidence: float
     articles: tuple[ArticleRef, ...] = field(default_factory=tuple)
     responder: str = ""
+    handoff: HandoffRequest | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+    tool_calls: tuple[ToolCall, ...] = field(default_factory=tuple)
+    # Set when this reply came from a fallback because the primary responder failed.
+    fallback_reason: str = ""
 
 
 class Responder(Protocol):
