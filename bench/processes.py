@@ -126,8 +126,7 @@ class ChildServer:
             while loop.time() < deadline:
                 if self.process.returncode is not None:
                     raise BenchError(
-                        f"{self.name} server exited with code {self.process.returncode}:\n"
-                        + log_tail(self.log_path)
+                        f"{self.name} server exited with code {self.process.returncode}:\n" + log_tail(self.log_path)
                     )
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with http.get(self.base_url + STATS_PATH) as response:

@@ -189,9 +189,7 @@ def table(
         f"aiohttp {machine['aiohttp']}",
     ]
     if "floor-paced" in results:
-        out.append(
-            f"floor-paced: the floor again, held to the gateway's rate ({results['floor-paced'].pace:.1f}/s)"
-        )
+        out.append(f"floor-paced: the floor again, held to the gateway's rate ({results['floor-paced'].pace:.1f}/s)")
     out.append("")
     label_width, cell, ratio_cell = 36, 13, 22
 
@@ -199,9 +197,7 @@ def table(
         cells = "".join(f"{_fmt(v, digits):>{cell}}" for v in values)
         ratios = ""
         if ratio and gateway is not None:
-            ratios = "".join(
-                f"{_ratio(values[0], values[names.index(b.name)]):>{ratio_cell}}" for b in baselines
-            )
+            ratios = "".join(f"{_ratio(values[0], values[names.index(b.name)]):>{ratio_cell}}" for b in baselines)
         out.append(f"{label:<{label_width}}{cells}{ratios}")
 
     header = f"{'':<{label_width}}" + "".join(f"{n:>{cell}}" for n in names)
@@ -234,8 +230,7 @@ def table(
     )
     row("frames received per turn", [r.frames_received / r.turns for r in ordered], 2, ratio=False)
     out.append(
-        f"{'answered by the AI':<{label_width}}"
-        + "".join(f"{f'{r.answered}/{r.turns}':>{cell}}" for r in ordered)
+        f"{'answered by the AI':<{label_width}}" + "".join(f"{f'{r.answered}/{r.turns}':>{cell}}" for r in ordered)
     )
 
     for result in ordered:
@@ -319,13 +314,9 @@ def profile_summary(path: Path, turns: int, top: int = 25) -> str:
         )
     lines += ["", "Top functions by cumulative time (project code):"]
     project = [
-        kv
-        for kv in raw.items()
-        if any(p in Path(kv[0][0]).parts for p in ("gateway", "channels", "agent_bridge"))
+        kv for kv in raw.items() if any(p in Path(kv[0][0]).parts for p in ("gateway", "channels", "agent_bridge"))
     ]
-    for (filename, line, name), (_cc, calls, _tt, cumtime, _callers) in sorted(
-        project, key=lambda kv: -kv[1][3]
-    )[:top]:
+    for (filename, line, name), (_cc, calls, _tt, cumtime, _callers) in sorted(project, key=lambda kv: -kv[1][3])[:top]:
         lines.append(
             f"  {cumtime / total * 100:5.1f}%  {cumtime * 1000 / turns:6.3f} ms/turn"
             f"  {calls / turns:5.1f} calls/turn  {name}  ({_package(filename)}:{line})"

@@ -95,9 +95,7 @@ class EmbeddedDatabase:
         finally:
             log_file.close()
         await self._wait_ready(timeout)
-        log_event(
-            log, "embedded_db_started", pid=self._process.pid, port=self.port, storage=str(self.storage)
-        )
+        log_event(log, "embedded_db_started", pid=self._process.pid, port=self.port, storage=str(self.storage))
         return self.uri
 
     async def _wait_ready(self, timeout: float) -> None:

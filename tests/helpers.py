@@ -18,9 +18,7 @@ def inbound(text: str, key: str, chat: str = "chat-1", channel: str = "testchan"
     )
 
 
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, every: float = 0.02
-) -> None:
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, every: float = 0.02) -> None:
     """Wait until `check` holds; fail with a timeout otherwise (no fixed sleeps in tests)."""
     async with asyncio.timeout(timeout):
         while True:

@@ -134,9 +134,7 @@ class KnowledgeBase:
         """Read every `*.md` article under `path` (not recursive) and index its passages."""
         directory = Path(path)
         if not directory.is_dir():
-            raise KnowledgeBaseError(
-                f"knowledge base directory {directory} does not exist or is not a directory"
-            )
+            raise KnowledgeBaseError(f"knowledge base directory {directory} does not exist or is not a directory")
         files = sorted(f for f in directory.glob("*.md") if f.is_file() and not f.name.startswith("."))
         if not files:
             raise KnowledgeBaseError(f"knowledge base directory {directory} contains no *.md articles")
@@ -204,9 +202,7 @@ def parse_article(article_id: str, markdown: str, origin: Path | str = "<string>
         else:
             sections[-1][1].append(line)
     passages = [
-        Passage(article_id, title, heading, text)
-        for heading, body in sections
-        if (text := "\n".join(body).strip())
+        Passage(article_id, title, heading, text) for heading, body in sections if (text := "\n".join(body).strip())
     ]
     if not passages:
         raise KnowledgeBaseError(f"knowledge base article {origin} has a title but no text")

@@ -49,9 +49,7 @@ _SMALL_TALK_FILLER = word_set(
     it its much nice oh really see so team that thats the there this very well you your
     """
 )
-_SMALL_TALK_VOCABULARY = (
-    _GREETING_WORDS | _THANKS_WORDS | _FAREWELL_WORDS | _ACKNOWLEDGEMENT_WORDS | _SMALL_TALK_FILLER
-)
+_SMALL_TALK_VOCABULARY = _GREETING_WORDS | _THANKS_WORDS | _FAREWELL_WORDS | _ACKNOWLEDGEMENT_WORDS | _SMALL_TALK_FILLER
 _SMALL_TALK_MAX_WORDS = 8
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

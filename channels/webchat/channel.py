@@ -214,9 +214,7 @@ class WebchatChannel:
                 writer.cancel()
         return ws
 
-    async def _on_frame(
-        self, connection: Connection, ref: ConversationRef, data: str, limiter: RateLimiter
-    ) -> None:
+    async def _on_frame(self, connection: Connection, ref: ConversationRef, data: str, limiter: RateLimiter) -> None:
         problem = self._validate(data)
         if isinstance(problem, dict):
             connection.offer(problem)
@@ -251,9 +249,7 @@ class WebchatChannel:
         if not isinstance(text, str):
             return error_frame("bad_frame", "text must be a string")
         if not isinstance(client_msg_id, str) or not 1 <= len(client_msg_id) <= MAX_CLIENT_MSG_ID:
-            return error_frame(
-                "bad_frame", f"client_msg_id must be a string of 1-{MAX_CLIENT_MSG_ID} characters"
-            )
+            return error_frame("bad_frame", f"client_msg_id must be a string of 1-{MAX_CLIENT_MSG_ID} characters")
         text = text.strip()
         if not text:
             return error_frame("empty_text", "text is empty")

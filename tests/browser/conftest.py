@@ -25,18 +25,14 @@ ARGS = [
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: run `sudo apt-get install -y chromium` (make test does it)"
-        )
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `sudo apt-get install -y chromium` (make test does it)")
     return CHROMIUM
 
 
 @pytest.fixture
 async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium_path), headless=True, args=ARGS
-        )
+        browser = await playwright.chromium.launch(executable_path=str(chromium_path), headless=True, args=ARGS)
         try:
             yield browser
         finally:

@@ -36,9 +36,7 @@ async def test_customer_asks_about_shipping_gets_the_kb_answer_and_sees_history_
     assert await gateway.runtime.store.messages.count_documents({}) == 2
 
 
-async def test_customer_text_is_rendered_as_text_never_as_html(
-    gateway: RunningGateway, browser: Browser
-) -> None:
+async def test_customer_text_is_rendered_as_text_never_as_html(gateway: RunningGateway, browser: Browser) -> None:
     page = await browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))

@@ -72,9 +72,7 @@ async def test_embedded_defaults_ctrl_c_and_a_restart_that_finds_the_same_conver
             async with http.post(f"{base}/webchat/sessions") as response:
                 session = await response.json()
             ws = await http.ws_connect(f"{base}/webchat/ws?token={session['token']}")
-            await ws.send_json(
-                {"type": "message", "text": "How long do refunds take?", "client_msg_id": "r1"}
-            )
+            await ws.send_json({"type": "message", "text": "How long do refunds take?", "client_msg_id": "r1"})
             frames = await receive_until(ws, lambda f: f["type"] == "message" and f["author"] == "ai")
             assert "Source:" in frames[-1]["text"]
             await ws.close()

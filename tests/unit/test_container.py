@@ -39,8 +39,7 @@ def find_tool(name: str, package: str) -> str:
     found = shutil.which(name)
     if found is None:
         pytest.fail(
-            f"`{name}` (PyPI package {package}) is neither next to {sys.executable} nor on PATH: "
-            + INSTALL_HINT,
+            f"`{name}` (PyPI package {package}) is neither next to {sys.executable} nor on PATH: " + INSTALL_HINT,
             pytrace=False,
         )
     return found
@@ -266,8 +265,7 @@ def test_compose_gateway_service(tmp_path: Path) -> None:
     assert gateway["build"]["dockerfile"] == "Dockerfile"
     assert any(port["target"] == 8080 and str(port.get("published")) == "8080" for port in gateway["ports"])
     assert any(
-        volume["type"] == "volume" and volume["target"] == "/data" and volume["source"]
-        for volume in gateway["volumes"]
+        volume["type"] == "volume" and volume["target"] == "/data" and volume["source"] for volume in gateway["volumes"]
     ), "/data must be a named volume"
     assert gateway["restart"] == "unless-stopped"
 

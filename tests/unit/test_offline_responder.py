@@ -90,9 +90,7 @@ async def test_password_question_cites_accounts_article(responder: OfflineRespon
         ("How long does delivery take?", "delivery-times"),
     ],
 )
-async def test_other_topics_cite_their_article(
-    responder: OfflineResponder, question: str, article_id: str
-) -> None:
+async def test_other_topics_cite_their_article(responder: OfflineResponder, question: str, article_id: str) -> None:
     assert_answered_from(await ask(responder, question), article_id)
 
 
@@ -218,9 +216,9 @@ def test_trim_to_sentences() -> None:
     assert len(cut) <= 40
     assert cut.endswith("…")
     # A lead-in whose list did not fit is dropped rather than left dangling.
-    assert trim_to_sentences(
-        "Costs are low.\nYou can pay with:\n- a very long list item " + "x" * 50, 40
-    ) == ("Costs are low.")
+    assert trim_to_sentences("Costs are low.\nYou can pay with:\n- a very long list item " + "x" * 50, 40) == (
+        "Costs are low."
+    )
 
 
 # --- retrieval is real: answers follow the files --------------------------------------------------
@@ -294,9 +292,7 @@ async def test_a_word_every_passage_shares_is_not_enough_to_answer(tmp_path: Pat
         "care",
         "# Widget care\n\n## Cleaning\n\nWipe the widget dry.\n\n## Storage\n\nStore the widget cool.\n",
     )
-    write_article(
-        tmp_path, "warranty", "# Widget warranty\n\n## Cover\n\nThe widget has two years of cover.\n"
-    )
+    write_article(tmp_path, "warranty", "# Widget warranty\n\n## Cover\n\nThe widget has two years of cover.\n")
     kb = KnowledgeBase.load(tmp_path)
     hits = kb.search("widget", k=10)
     assert len(hits) == len(kb) == 3, "every passage contains the word"

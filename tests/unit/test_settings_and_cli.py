@@ -14,11 +14,7 @@ from tests.conftest import ROOT
 
 
 def run_gateway(*args: str, env_file: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MONGODB_", "GATEWAY_", "OPENAI_", "WEBCHAT_"))
-    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "GATEWAY_", "OPENAI_", "WEBCHAT_"))}
     base.update(GATEWAY_ENV_FILE=str(env_file), **env)
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
@@ -39,9 +35,7 @@ def test_every_setting_is_documented_in_the_example_env_file() -> None:
     assert "GATEWAY_ENV_FILE" in documented
 
 
-def test_env_file_values_load_and_the_environment_wins(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_file_values_load_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env_file = tmp_path / "gateway.env"
     env_file.write_text("GATEWAY_PORT=9090\nMONGODB_DB=support\nLOG_LEVEL=DEBUG\n")
     monkeypatch.setenv("GATEWAY_ENV_FILE", str(env_file))
@@ -52,9 +46,7 @@ def test_env_file_values_load_and_the_environment_wins(
     assert settings.log_level == "DEBUG"
 
 
-def test_a_named_env_file_that_does_not_exist_is_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_named_env_file_that_does_not_exist_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_ENV_FILE", str(tmp_path / "nope.env"))
     with pytest.raises(SettingsError, match="does not exist"):
         load_settings()
