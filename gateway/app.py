@@ -17,9 +17,11 @@ from pathlib import Path
 from aiohttp import web
 from pymongo import AsyncMongoClient, monitoring
 
+from agent_bridge.ai.escalation import Triage
 from agent_bridge.ai.knowledge_base import KnowledgeBase
 from agent_bridge.ai.offline import OfflineResponder
 from agent_bridge.ai.responder import Responder
+from agent_bridge.ai.rules import load_rules
 from channels.webchat.channel import WebchatChannel
 from channels.webchat.tokens import TokenSigner
 from gateway.channel import ChannelAdapter
@@ -65,6 +67,24 @@ def webchat_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def build_responder(settings: Settings) -> Responder:
+    """The offline responder, or a model behind OPENAI_* settings with the offline one as its fallback."""
+    knowledge_base = KnowledgeBase.load(settings.kb_dir)
+    offline = OfflineResponder(knowledge_base)
+    if settings.openai_api_key is None and settings.openai_base_url is None:
+        return offline
+    from agent_bridge.ai.model import build_model_responder
+
+    return build_model_responder(
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        base_url=str(settings.openai_base_url) if settings.openai_base_url else None,
+        model=settings.openai_model,
+        knowledge_base=knowledge_base,
+        fallback=offline,
+        timeout_s=settings.ai_timeout_seconds,
+    )
+
+
 def build_app(
     settings: Settings,
     *,
@@ -95,8 +115,9 @@ def build_app(
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         assert runtime.store is not None
+        triage = Triage.load(load_rules(settings.routing_file))
         if runtime.responder is None:
-            runtime.responder = OfflineResponder(KnowledgeBase.load(settings.kb_dir))
+            runtime.responder = build_responder(settings)
         runtime.outbox = OutboxWorker(
             runtime.store,
             runtime.adapters,
@@ -108,7 +129,15 @@ def build_app(
             lease_seconds=settings.outbox_lease_seconds,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        runtime.ingest = Ingest(runtime.store, runtime.responder, runtime.outbox, runtime.bus)
+        runtime.ingest = Ingest(
+            runtime.store,
+            runtime.responder,
+            triage,
+            runtime.outbox,
+            runtime.bus,
+            history_limit=20 if runtime.responder.name != "offline" else 0,
+            responder_timeout=settings.ai_timeout_seconds + 5,
+        )
         webchat.attach(runtime.store, runtime.ingest)
         runtime.adapters[webchat.adapter.name] = webchat.adapter
         for adapter in extra_adapters:
@@ -131,6 +160,9 @@ def build_app(
             webchat.hub.close_all()
             await runtime.ingest.drain()
             await runtime.outbox.stop()
+            close = getattr(runtime.responder, "close", None)
+            if close is not None:
+                await close()  # the model client's connection pool
 
     # Routes must exist before the app starts; the channel gets its store and ingest at start-up.
     webchat = WebchatChannel(

@@ -12,14 +12,13 @@ from gateway.settings import Settings, SettingsError, env_file_path, load_settin
 def config_report(settings: Settings) -> tuple[list[str], list[str]]:
     """What is enabled and what is wrong, as lines for a person reading a terminal."""
     from agent_bridge.ai.knowledge_base import KnowledgeBase, KnowledgeBaseError
+    from agent_bridge.ai.rules import RulesError, load_rules
     from gateway.embedded_db import find_server_command
 
     enabled: list[str] = []
     problems: list[str] = []
     path, _ = env_file_path()
-    enabled.append(
-        f"env file: {path}" + ("" if path.is_file() else " (not found; environment and defaults only)")
-    )
+    enabled.append(f"env file: {path}" + ("" if path.is_file() else " (not found; environment and defaults only)"))
     enabled.append(f"web chat: {settings.base_url}/ (widget {settings.base_url}/webchat/widget.js)")
     if settings.embedded_database:
         data = Path(settings.gateway_data_dir) / "db"
@@ -29,29 +28,34 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
                 "run `make run` or `pip install 'support-gateway[embedded]'`, or set MONGODB_URI"
             )
         else:
-            enabled.append(
-                f"database: embedded SecantusDB in {data} (MONGODB_URI unset), db {settings.mongodb_db!r}"
-            )
+            enabled.append(f"database: embedded SecantusDB in {data} (MONGODB_URI unset), db {settings.mongodb_db!r}")
     else:
         enabled.append(f"database: MongoDB at MONGODB_URI, db {settings.mongodb_db!r}")
     try:
         kb = KnowledgeBase.load(settings.kb_dir)
-        enabled.append(
-            f"AI responder: offline, knowledge base {settings.kb_dir} ({len(kb.article_titles)} articles)"
-        )
+        enabled.append(f"knowledge base: {settings.kb_dir} ({len(kb.article_titles)} articles)")
     except KnowledgeBaseError as exc:
         problems.append(f"KB_DIR: {exc}")
+    try:
+        rules = load_rules(settings.routing_file)
+        examples = Path(rules.training_examples) if rules.training_examples else None
+        if examples is not None and not examples.is_file():
+            problems.append(f"{settings.routing_file}: training_examples: {examples} does not exist")
+        enabled.append(
+            f"routing rules: {settings.routing_file} ({len(rules.queues)} queues: {', '.join(rules.queue_names)}; "
+            f"{len(rules.intents)} intents)"
+        )
+    except RulesError as exc:
+        problems.extend(exc.problems)
     if settings.openai_api_key is not None or settings.openai_base_url is not None:
         enabled.append(
-            f"OpenAI-compatible model: {settings.openai_model} at "
-            f"{settings.openai_base_url or 'the OpenAI API'} (not used yet: this version answers offline)"
+            f"AI responder: {settings.openai_model} at {settings.openai_base_url or 'the OpenAI API'}, "
+            "with the offline responder as its fallback"
         )
     else:
-        enabled.append("OpenAI-compatible model: not configured (OPENAI_API_KEY / OPENAI_BASE_URL unset)")
+        enabled.append("AI responder: offline (set OPENAI_API_KEY or OPENAI_BASE_URL to use a model)")
     if settings.webchat_secret is None:
-        enabled.append(
-            f"web chat signing key: generated and kept in {settings.gateway_data_dir}/webchat-secret"
-        )
+        enabled.append(f"web chat signing key: generated and kept in {settings.gateway_data_dir}/webchat-secret")
     return enabled, problems
 
 
@@ -82,6 +86,16 @@ def check_config() -> int:
     return 0
 
 
+def triage() -> int:
+    from gateway import triage_command
+
+    settings, _, problems = validated_settings()
+    if settings is None or problems:
+        print_problems("Cannot triage; fix these settings:", problems)
+        return 2
+    return triage_command.run(settings)
+
+
 def serve() -> int:
     from aiohttp import web
 
@@ -109,9 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the gateway (the default)")
     sub.add_parser("check-config", help="show what is enabled, what is missing, and every wrong value")
+    sub.add_parser(
+        "triage",
+        help="customer messages on stdin (a line each, or JSON lines with a text field): a JSON decision per line",
+    )
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config()
+    if args.command == "triage":
+        return triage()
     return serve()
 
 

@@ -15,8 +15,10 @@ from typing import Any
 
 from bson import ObjectId
 
+from agent_bridge.ai.escalation import Context, Decision, Triage
+from agent_bridge.ai.notices import WAIT_SAMPLE, WAIT_WINDOW, handoff_notice
 from agent_bridge.ai.responder import HistoryItem, Reply, Responder, Turn
-from gateway.events import EventBus, MessageStored, Typing
+from gateway.events import EventBus, MessageStored, StatusChanged, Typing
 from gateway.logs import log_event
 from gateway.models import ConversationRef, InboundMessage, OutboundMessage
 from gateway.outbox import OutboxWorker
@@ -24,17 +26,32 @@ from gateway.store import ConversationStore, DuplicateMessage, utcnow
 
 log = logging.getLogger("gateway.ingest")
 
-FALLBACK_TEXT = (
-    "Sorry, I couldn't process that just now. Please try again in a moment, "
-    "or ask for a person and our team will pick it up."
-)
-
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     conversation_id: str
     message: dict[str, Any]
     duplicate: bool
+
+
+def turn_record(decision: Decision, reply: Reply | None, in_reply_to: Any) -> dict[str, Any]:
+    """Why the AI did what it did, stored with its message: the handoff card and metrics read it."""
+    return {
+        "responder": reply.responder if reply else None,
+        "fallback_reason": reply.fallback_reason if reply else None,
+        "answered": reply.answered if reply else False,
+        "confidence": round(reply.confidence, 4) if reply else 0.0,
+        "articles": [
+            {"article_id": a.article_id, "title": a.title, "score": round(a.score, 4)}
+            for a in (reply.articles if reply else ())
+        ],
+        "tool_calls": [
+            {"name": c.name, "arguments": dict(c.arguments), "result": c.result[:500]}
+            for c in (reply.tool_calls if reply else ())
+        ],
+        "decision": decision.to_doc(),
+        "in_reply_to": in_reply_to,
+    }
 
 
 def message_document(
@@ -74,6 +91,7 @@ class Ingest:
         self,
         store: ConversationStore,
         responder: Responder,
+        triage: Triage,
         outbox: OutboxWorker,
         bus: EventBus,
         *,
@@ -82,6 +100,7 @@ class Ingest:
     ) -> None:
         self.store = store
         self.responder = responder
+        self.triage = triage
         self.outbox = outbox
         self.bus = bus
         self.history_limit = history_limit
@@ -133,47 +152,65 @@ class Ingest:
             log_event(log, "routed_to_humans", status=conversation["status"], **fields)
         return IngestResult(str(conversation_id), message, duplicate=False)
 
-    async def _ai_turn(
-        self, ref: ConversationRef, conversation: dict[str, Any], customer: dict[str, Any]
-    ) -> None:
+    async def _ai_turn(self, ref: ConversationRef, conversation: dict[str, Any], customer: dict[str, Any]) -> None:
+        """Triage, maybe ask the responder, then store one outbound message: the answer, or the
+        handoff notice together with the status change, in the same guarded write."""
         conversation_id = conversation["_id"]
         cid = str(conversation_id)
         self.bus.publish(Typing(cid, "ai", True))
         try:
-            reply = await self._respond(conversation_id, customer)
+            context = Context.from_conversation(conversation)
+            assessment = self.triage.assess(customer["text"], context)
+            reply = None
+            if assessment.trigger is None:  # hard triggers fire whatever a model would say
+                reply = await self._respond(conversation_id, customer, context)
+            decision = self.triage.decide(assessment, reply, context)
             now = utcnow()
-            meta = {
-                "responder": reply.responder,
-                "answered": reply.answered,
-                "confidence": round(reply.confidence, 4),
-                "articles": [
-                    {"article_id": a.article_id, "title": a.title, "score": round(a.score, 4)}
-                    for a in reply.articles
-                ],
-                "in_reply_to": customer["_id"],
+            touch: dict[str, Any] = {
+                "updated_at": now,
+                "last_ai_reply_at": now,
+                "details": dict(decision.details),
+                "triage": self.triage.next_state(assessment, decision, context),
             }
+            if decision.action == "answer":
+                assert reply is not None
+                text = reply.text
+            else:
+                text = await self._handoff_text(decision, reply, now)
+                touch |= {
+                    "status": "waiting_for_agent",
+                    "queue": decision.queue,
+                    "handoff_at": now,
+                    "first_human_reply_at": None,
+                    "handoff": {
+                        "at": now,
+                        "trigger": decision.trigger,
+                        "reason": decision.reason,
+                        "intent": decision.intent,
+                        "urgency": decision.urgency,
+                        "summary": reply.handoff.summary if reply and reply.handoff else "",
+                    },
+                }
             message = message_document(
                 conversation_id=conversation_id,
                 seq=conversation["seq"],  # the number open_turn reserved for this reply
                 author="ai",
-                text=reply.text,
+                text=text,
                 idempotency_key=f"ai:{customer['_id']}",
                 created_at=now,
                 channel=ref.channel,
-                meta=meta,
+                meta=turn_record(decision, reply, customer["_id"]),
             )
             outbound = OutboundMessage(
                 conversation_id=cid,
                 seq=message["seq"],
                 author="ai",
-                text=reply.text,
+                text=text,
                 created_at=now,
                 message_id=str(message["_id"]),
             )
             job = self.outbox.new_job(ref, outbound, idempotency_key=f"out:{message['_id']}")
-            stored = await self.store.store_outbound(
-                message, job, owner_status="ai", touch={"last_ai_reply_at": now, "updated_at": now}
-            )
+            stored = await self.store.store_outbound(message, job, owner_status="ai", touch=touch)
             # Typing ends just before the reply goes out, so the indicator never outlives the message.
             self.bus.publish(Typing(cid, "ai", False))
             if not stored:
@@ -181,28 +218,46 @@ class Ingest:
                 return
             log_event(
                 log,
-                "ai_replied",
+                "ai_handed_off" if decision.action == "handoff" else "ai_replied",
                 conversation_id=cid,
                 seq=message["seq"],
-                answered=reply.answered,
-                articles=[a.article_id for a in reply.articles],
+                intent=decision.intent,
+                trigger=decision.trigger,
+                queue=decision.queue,
+                articles=[a.article_id for a in reply.articles] if reply else [],
             )
             self.outbox.dispatch(job)
+            if decision.action == "handoff":
+                self.bus.publish(StatusChanged(cid, "waiting_for_agent"))
         except Exception:
             log.exception("ai_turn_failed", extra={"conversation_id": cid})
             self.bus.publish(Typing(cid, "ai", False))
 
-    async def _respond(self, conversation_id: Any, customer: dict[str, Any]) -> Reply:
+    async def _handoff_text(self, decision: Decision, reply: Reply | None, now: datetime) -> str:
+        """The model's own closing line, if it wrote one, then what happens next."""
+        recent = await self.store.recent_wait_minutes(decision.queue, since=now - WAIT_WINDOW, sample=WAIT_SAMPLE)
+        notice = handoff_notice(self.triage.rules, decision.queue, now, recent)
+        lead = reply.text.strip() if reply is not None and reply.handoff is not None and reply.text else ""
+        return f"{lead}\n\n{notice}" if lead else notice
+
+    async def _respond(self, conversation_id: Any, customer: dict[str, Any], context: Context) -> Reply | None:
+        """The responder's reply, or None when it failed outright (the decision then hands off)."""
         history: list[HistoryItem] = []
         if self.history_limit:
             recent = await self.store.recent_messages(conversation_id, self.history_limit)
             history = [HistoryItem(m["author"], m["text"]) for m in recent if m["_id"] != customer["_id"]]
-        turn = Turn(conversation_id=str(conversation_id), text=customer["text"], history=history)
+        turn = Turn(
+            conversation_id=str(conversation_id),
+            text=customer["text"],
+            history=history,
+            queues=self.triage.rules.queue_names,
+            details=dict(context.details),
+        )
         try:
             return await asyncio.wait_for(self.responder.respond(turn), self.responder_timeout)
         except Exception:
             log.exception("responder_failed", extra={"conversation_id": str(conversation_id)})
-            return Reply(text=FALLBACK_TEXT, answered=False, confidence=0.0, responder="fallback")
+            return None
 
     async def resume_unanswered(self, *, settle_seconds: float = 30.0, max_age_seconds: float = 900.0) -> int:
         """Answer customer messages whose AI turn a stopped process never finished.

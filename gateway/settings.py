@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     mongodb_db: str = "gateway"
 
     kb_dir: Path = Path("config/kb")
+    routing_file: Path = Path("config/routing.yaml")
+    ai_timeout_seconds: float = Field(20.0, gt=0, le=300)
 
     openai_api_key: SecretStr | None = None
     openai_base_url: AnyHttpUrl | None = None

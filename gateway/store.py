@@ -51,12 +51,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         # Queue views and handoff metrics scan by status and recency.
         IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),
         IndexModel([("contact_id", ASCENDING)], name="contact"),
+        # The estimated wait told to a customer on handoff: a queue's latest first human replies.
+        IndexModel([("queue", ASCENDING), ("handoff_at", DESCENDING)], name="queue_handoff"),
     ],
     "messages": [
         # Ordered history and `after_seq` replay; unique so two writers can never share a number.
-        IndexModel(
-            [("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="conversation_seq"
-        ),
+        IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="conversation_seq"),
         # A provider retry or resent client message is a no-op.
         IndexModel([("idempotency_key", ASCENDING)], unique=True, name="idempotency_key_unique"),
     ],
@@ -208,6 +208,23 @@ class ConversationStore:
             raise LookupError(f"conversation {conversation_id} not found")
         return int(doc["seq"])
 
+    async def recent_wait_minutes(self, queue: str, since: datetime, sample: int = 20) -> float | None:
+        """Median minutes from handoff to first human reply over the queue's latest handoffs, or None."""
+        cursor = self.conversations.find(
+            {"queue": queue, "handoff_at": {"$gte": since}, "first_human_reply_at": {"$ne": None}},
+            projection={"handoff_at": 1, "first_human_reply_at": 1},
+        )
+        rows = await cursor.sort("handoff_at", DESCENDING).limit(sample).to_list()
+        waits = sorted(
+            (r["first_human_reply_at"] - r["handoff_at"]).total_seconds() / 60
+            for r in rows
+            if r["first_human_reply_at"] >= r["handoff_at"]
+        )
+        if not waits:
+            return None
+        middle = len(waits) // 2
+        return waits[middle] if len(waits) % 2 else (waits[middle - 1] + waits[middle]) / 2
+
     # messages
 
     async def insert_message(self, doc: dict[str, Any]) -> None:
@@ -250,9 +267,7 @@ class ConversationStore:
             try:
                 await self.client.bulk_write(
                     [
-                        UpdateOne(
-                            guard, {"$set": dict(touch)}, upsert=True, namespace=self.conversations.full_name
-                        ),
+                        UpdateOne(guard, {"$set": dict(touch)}, upsert=True, namespace=self.conversations.full_name),
                         InsertOne(dict(message), namespace=self.messages.full_name),
                         InsertOne(dict(job), namespace=self.outbox.full_name),
                     ],

@@ -32,6 +32,10 @@ async def test_retries_with_backoff_and_retry_after_until_the_provider_recovers(
     assert gaps[0] < 0.4, gaps
     assert "shipping" in provider.delivered[0]["payload"]["text"].lower()
 
+    async def marked_sent() -> bool:
+        return (await gw.runtime.store.outbox.find_one({"lane": result.conversation_id}))["state"] == "sent"
+
+    await eventually(marked_sent)  # the provider answers before the job is marked
     job = await gw.runtime.store.outbox.find_one({"lane": result.conversation_id})
     assert job["state"] == "sent"
     assert job["attempts"] == 4
@@ -106,6 +110,11 @@ async def test_pending_deliveries_resume_after_a_restart(
 
     second = await gateway_factory(extra_adapters=[channel])
     await eventually(lambda: len(provider.delivered) == 1)
+
+    async def marked_sent() -> bool:
+        return (await second.runtime.store.outbox.find_one({}))["state"] == "sent"
+
+    await eventually(marked_sent)  # the provider answers before the job is marked
     job = await second.runtime.store.outbox.find_one({})
     assert job["state"] == "sent" and job["attempts"] == 2
     assert job["lease_owner"] is None
@@ -130,8 +139,12 @@ async def test_a_job_leased_by_a_process_that_died_is_taken_over_when_the_lease_
     assert provider.received == [], "a live lease must not be taken over"
 
     await eventually(lambda: len(provider.delivered) == 1, timeout=5)
+
+    async def marked_sent() -> bool:
+        return (await gw.runtime.store.outbox.find_one({"_id": job["_id"]}))["state"] == "sent"
+
+    await eventually(marked_sent)  # the provider answers before the job is marked
     stored = await gw.runtime.store.outbox.find_one({"_id": job["_id"]})
-    assert stored["state"] == "sent"
     assert stored["sent_at"] - job["created_at"] >= timedelta(seconds=0.45)
 
 

@@ -19,6 +19,14 @@ def is_error(frame: dict) -> bool:
     return frame["type"] == "error"
 
 
+async def until_handed_off(ws: aiohttp.ClientWebSocketResponse) -> list[dict]:
+    """Frames up to both the handoff notice and the status change (either may come first)."""
+    frames = await receive_until(ws, lambda f: is_ai_message(f) or f["type"] == "status")
+    if frames[-1]["type"] == "status":
+        return frames + await receive_until(ws, is_ai_message)
+    return frames + await receive_until(ws, lambda f: f["type"] == "status")
+
+
 async def ask(ws: aiohttp.ClientWebSocketResponse, text: str, client_msg_id: str) -> list[dict]:
     await ws.send_json({"type": "message", "text": text, "client_msg_id": client_msg_id})
     return await receive_until(ws, is_ai_message)
@@ -46,13 +54,53 @@ async def test_a_shipping_question_gets_the_knowledge_base_answer_with_its_sourc
     await ws.close()
 
 
-async def test_an_unknown_question_gets_an_honest_dont_know(gateway: RunningGateway) -> None:
+async def test_a_question_the_kb_cannot_answer_goes_to_people_not_a_guess(gateway: RunningGateway) -> None:
     session = await gateway.new_session()
     ws = await gateway.connect(session["token"])
-    frames = await ask(ws, "What is the capital of Mongolia?", "c-1")
-    assert "don't" in frames[-1]["text"].lower() or "not sure" in frames[-1]["text"].lower()
+    await ws.receive_json()
+    await ws.send_json({"type": "message", "text": "What is the capital of Mongolia?", "client_msg_id": "c-1"})
+    frames = await until_handed_off(ws)
+    assert {"type": "status", "status": "waiting_for_agent"} in frames
+    notice = next(f for f in frames if is_ai_message(f))
+    assert "customer care team" in notice["text"]
+    assert "Mongolia" not in notice["text"] and "Source:" not in notice["text"]
+    conversation = await gateway.runtime.store.conversations.find_one({})
+    assert conversation["status"] == "waiting_for_agent" and conversation["queue"] == "general"
+    assert conversation["handoff"]["trigger"] == "low_confidence"
     stored = await gateway.runtime.store.messages.find_one({"author": "ai"})
     assert stored["meta"]["answered"] is False and stored["meta"]["articles"] == []
+    assert stored["meta"]["decision"]["trigger"] == "low_confidence"
+    await ws.close()
+
+
+async def test_asking_for_a_person_hands_off_tells_what_happens_next_and_the_ai_goes_quiet(
+    gateway: RunningGateway,
+) -> None:
+    session = await gateway.new_session()
+    ws = await gateway.connect(session["token"])
+    await ws.receive_json()
+    await ws.send_json(
+        {
+            "type": "message",
+            "text": "My order NW-1234567 is late. I want to talk to a real person",
+            "client_msg_id": "p",
+        }
+    )
+    frames = await until_handed_off(ws)
+    assert {"type": "status", "status": "waiting_for_agent"} in frames
+    notice = next(f for f in frames if is_ai_message(f))["text"]
+    assert "team" in notice and ("minutes" in notice or "back" in notice)
+    assert "repeat" in notice  # the customer is told they need not say it all again
+
+    conversation = await gateway.runtime.store.conversations.find_one({})
+    assert conversation["handoff"]["trigger"] == "human_request"
+    assert conversation["details"]["order_number"].upper().replace(" ", "-") == "NW-1234567"
+    assert conversation["handoff_at"] is not None
+
+    await ws.send_json({"type": "message", "text": "How much does shipping cost?", "client_msg_id": "q"})
+    await receive_until(ws, lambda f: f["type"] == "message" and f.get("client_msg_id") == "q")
+    await gateway.runtime.ingest.drain()
+    assert await gateway.runtime.store.messages.count_documents({"author": "ai"}) == 1
     await ws.close()
 
 
@@ -87,9 +135,7 @@ async def test_a_resent_client_msg_id_is_stored_once_and_acknowledged_again(gate
     await ws.receive_json()
     await ask(ws, "How much does shipping cost?", "same-id")
 
-    await ws.send_json(
-        {"type": "message", "text": "How much does shipping cost?", "client_msg_id": "same-id"}
-    )
+    await ws.send_json({"type": "message", "text": "How much does shipping cost?", "client_msg_id": "same-id"})
     ack = await receive_until(ws, lambda f: f["type"] == "message")
     assert ack[-1]["author"] == "customer" and ack[-1]["seq"] == 1 and ack[-1]["client_msg_id"] == "same-id"
 
@@ -166,9 +212,7 @@ async def test_bad_frames_get_error_frames_and_the_connection_stays_up(gateway: 
 
 async def test_a_bad_after_seq_is_refused_with_a_clear_close(gateway: RunningGateway) -> None:
     session = await gateway.new_session()
-    ws = await gateway.http.ws_connect(
-        f"{gateway.base_url}/webchat/ws?token={session['token']}&after_seq=abc"
-    )
+    ws = await gateway.http.ws_connect(f"{gateway.base_url}/webchat/ws?token={session['token']}&after_seq=abc")
     closing = await ws.receive()
     assert closing.data == 4400
 
@@ -178,9 +222,7 @@ async def test_sessions_answer_cors_for_embedding_sites(gateway: RunningGateway)
     async with gateway.http.options(f"{gateway.base_url}/webchat/sessions", headers=origin) as response:
         assert response.status == 204
         assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
-    async with gateway.http.post(
-        f"{gateway.base_url}/webchat/sessions", data="[1]", headers=origin
-    ) as response:
+    async with gateway.http.post(f"{gateway.base_url}/webchat/sessions", data="[1]", headers=origin) as response:
         assert response.status == 400
 
 
