@@ -76,6 +76,28 @@ QUESTIONS = (
 TARGETS = ("gateway", "floor", "floor-paced")
 
 
+def answered_questions() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split QUESTIONS into those the AI answers under the shipped rules and those it hands off.
+
+    The bench measures AI turns; a question that hands off ends the AI's part of its conversation
+    (the next turn would wait for a person), so it is left out, and the report says which.
+    """
+    from agent_bridge.ai.escalation import Triage
+    from agent_bridge.ai.offline import OfflineResponder
+    from agent_bridge.ai.rules import load_rules
+
+    root = Path(__file__).resolve().parent.parent
+    triage = Triage.load(load_rules(root / "config" / "routing.yaml"), base_dir=root)
+    responder = OfflineResponder.from_directory(root / "config" / "kb")
+    answered, handed_off = [], []
+    for question in QUESTIONS:
+        assessment = triage.assess(question)
+        reply = responder.answer(question) if assessment.trigger is None else None
+        decision = triage.decide(assessment, reply)
+        (answered if decision.action == "answer" else handed_off).append(question)
+    return tuple(answered), tuple(handed_off)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     customers: int
@@ -89,6 +111,8 @@ class Config:
     output: Path
     check: bool
     commit: str
+    questions: tuple[str, ...] = QUESTIONS
+    left_out: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -152,7 +176,11 @@ class Customer:
 
 
 async def run_turns(
-    customers: list[Customer], turns: int, timeout: float, pace: float | None = None
+    customers: list[Customer],
+    turns: int,
+    timeout: float,
+    pace: float | None = None,
+    questions: tuple[str, ...] = QUESTIONS,
 ) -> list[TurnTiming]:
     """`turns` turns in all, shared by the customers; each takes its next one when its answer arrives.
 
@@ -168,7 +196,10 @@ async def run_turns(
         for ticket in tickets:  # one iterator for all: the total is fixed, so this loop ends
             if pace is not None:
                 await asyncio.sleep(max(0.0, start + ticket / pace - loop.time()))
-            timings.append(await customer.turn(QUESTIONS[ticket % len(QUESTIONS)], timeout))
+            # Each customer walks the list from its own offset: a conversation never asks the same
+            # question twice in a row, which the rules would rightly treat as the AI failing.
+            question = questions[(customer.index * 3 + customer.sent) % len(questions)]
+            timings.append(await customer.turn(question, timeout))
 
     async with asyncio.TaskGroup() as group:
         for customer in customers:
@@ -211,7 +242,7 @@ async def measure(
             for index in range(config.customers):
                 customers.append(await Customer.connect(http, server.base_url, index))
             if config.warmup:
-                await run_turns(customers, config.warmup, config.turn_timeout)
+                await run_turns(customers, config.warmup, config.turn_timeout, questions=config.questions)
             before = await settled_stats(server, http)
             if profile is not None:
                 await server.post(http, PROFILE_START_PATH)
@@ -219,7 +250,7 @@ async def measure(
             loadgen_before = time.process_time()
             ticks_before = machine_ticks()
             started = time.perf_counter()
-            timings = await run_turns(customers, config.turns, config.turn_timeout, pace)
+            timings = await run_turns(customers, config.turns, config.turn_timeout, pace, config.questions)
             wall = time.perf_counter() - started
             loadgen_cpu = time.process_time() - loadgen_before
             ticks_after = machine_ticks()
@@ -277,9 +308,7 @@ async def run_target(
     log_path = work / f"{target}.log"
     paced = f", paced at {pace:.1f} turns/s" if pace else ""
     print(f"bench: {target}: starting {module} (database {db_name}{paced})", file=sys.stderr, flush=True)
-    async with ChildServer(
-        target, module, ["--mongodb-uri", uri, "--db", db_name, *args], log_path
-    ) as server:
+    async with ChildServer(target, module, ["--mongodb-uri", uri, "--db", db_name, *args], log_path) as server:
         try:
             result = await measure(target, server, config, database_pid, profile, pace)
         except Exception:
@@ -309,6 +338,13 @@ async def run(config: Config) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if config.left_out:
+        print(
+            f"bench: {len(config.left_out)} of {len(QUESTIONS)} questions hand off under config/routing.yaml "
+            f"and are left out of the AI turns: {'; '.join(config.left_out)}",
+            file=sys.stderr,
+            flush=True,
+        )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-webchat-") as tmp:
         work = Path(tmp)
@@ -355,7 +391,8 @@ async def run(config: Config) -> int:
         "gateway_log_level": config.log_level,
         "database": "external (MONGODB_URI)" if config.mongodb_uri else "embedded SecantusDB",
         "profiled": config.profile,
-        "questions": len(QUESTIONS),
+        "questions": len(config.questions),
+        "questions_left_out_as_handoffs": list(config.left_out),
         "commit": config.commit,
     }
     report: dict[str, Any] = {
@@ -476,6 +513,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         parser.error("--customers and --turns must be at least 1, --warmup at least 0")
     if args.mongodb_uri and not _loopback_uri(args.mongodb_uri):
         parser.error("--mongodb-uri must be a mongodb:// URI of a server on this machine (loopback)")
+    answered, handed_off = answered_questions()
+    if not answered:
+        parser.error("every bench question hands off under config/routing.yaml: nothing to measure")
     return Config(
         customers=args.customers,
         warmup=args.warmup,
@@ -488,6 +528,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         output=args.output,
         check=args.check,
         commit=source_commit(),
+        questions=answered,
+        left_out=handed_off,
     )
 
 
