@@ -133,11 +133,16 @@ class Triage:
 
     def _is_repeat(self, text: str, context: Context) -> bool:
         threshold = self.rules.triggers.repeated_failure.repeat_similarity
-        folded = fold(text).strip()
-        return any(
-            difflib.SequenceMatcher(None, folded, fold(earlier).strip()).ratio() >= threshold
-            for earlier in context.recent_customer_texts
-        )
+        # SequenceMatcher indexes its second sequence once; the cheap upper bounds skip the full
+        # comparison for messages that cannot be that similar.
+        matcher = difflib.SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2(fold(text).strip())
+        for earlier in context.recent_customer_texts:
+            matcher.set_seq1(fold(earlier).strip())
+            bounds_pass = matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold
+            if bounds_pass and matcher.ratio() >= threshold:
+                return True
+        return False
 
     def _queue_for(self, intent: str, override: str | None = None) -> str:
         if override:

@@ -201,8 +201,13 @@ class IntentClassifier:
         self._model = model
         self._speller = speller
         self._classes: list[str] = [str(c) for c in model.classes_]
-        # Contiguous once, so each sparse product runs sklearn-free on the fast path.
-        self._coef_t = np.ascontiguousarray(model.coef_.T)
+        # The weights split per feature block, contiguous once, for the sklearn-free fast path.
+        self._coef_blocks: list[np.ndarray] = []
+        offset = 0
+        for _, vectorizer in features.transformer_list:
+            width = len(vectorizer.vocabulary_)
+            self._coef_blocks.append(np.ascontiguousarray(model.coef_[:, offset : offset + width].T, dtype=np.float64))
+            offset += width
 
     @property
     def intents(self) -> frozenset[str]:
@@ -250,20 +255,26 @@ class IntentClassifier:
         vectorizer's fixed vocabulary, sublinear tf, idf, l2 rows, then the multinomial softmax.
         `tests/unit/test_triage_models.py` checks this equals sklearn's own path.
         """
-        blocks = []
-        for _, vectorizer in self._features.transformer_list:
+        logits = np.tile(self._model.intercept_, (len(normalised), 1))
+        for (_, vectorizer), coef in zip(self._features.transformer_list, self._coef_blocks, strict=True):
             # A private sklearn method (the lock file pins the version), the one `transform` uses.
             _, counts = vectorizer._count_vocab(normalised, fixed_vocab=True)
-            counts = counts.astype(np.float64)
+            data = counts.data.astype(np.float64)
             if vectorizer.sublinear_tf:
-                np.log(counts.data, counts.data)
-                counts.data += 1.0
-            counts.data *= vectorizer.idf_[counts.indices]
-            norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
+                np.log(data, data)
+                data += 1.0
+            data *= vectorizer.idf_[counts.indices]
+            # l2-normalise each row in place, on the raw CSR arrays (scipy's helpers cost more here).
+            lengths = np.diff(counts.indptr)
+            squares = np.zeros(len(lengths))
+            filled = lengths > 0
+            squares[filled] = np.add.reduceat(data * data, counts.indptr[:-1][filled])
+            norms = np.sqrt(squares)
             norms[norms == 0] = 1.0
-            blocks.append(scipy.sparse.diags(1.0 / norms) @ counts)
-        matrix = scipy.sparse.hstack(blocks, format="csr")
-        logits = matrix @ self._coef_t + self._model.intercept_
+            data /= np.repeat(norms, lengths)
+            block = scipy.sparse.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
+            # Each block against its slice of the weights: the same as one product on the stacked features.
+            logits += block @ coef
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
         return logits / logits.sum(axis=1, keepdims=True)
