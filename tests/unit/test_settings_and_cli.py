@@ -98,3 +98,14 @@ def test_the_server_refuses_to_start_on_invalid_settings(tmp_path: Path) -> None
     result = run_gateway(env_file=env_file)
     assert result.returncode == 2
     assert "cannot start" in result.stderr and "GATEWAY_PORT:" in result.stderr
+
+
+def test_a_wrong_routing_file_stops_check_config_and_the_server(tmp_path: Path) -> None:
+    rules = tmp_path / "routing.yaml"
+    rules.write_text((ROOT / "config" / "routing.yaml").read_text().replace("sla_minutes: 60", "sla_minutes: -5"))
+    env_file = tmp_path / "rules.env"
+    env_file.write_text(f"ROUTING_FILE={rules}\n")
+    for args in (("check-config",), ()):
+        result = run_gateway(*args, env_file=env_file)
+        assert result.returncode == 2
+        assert f"{rules}: queues[1].sla_minutes:" in result.stderr, result.stderr
