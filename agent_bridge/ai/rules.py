@@ -31,6 +31,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_patterns(patterns: list[str], prefix: str = "") -> None:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"{prefix}{pattern!r} is not a valid regular expression: {exc}") from None
+
+
 def _clock(value: str) -> time:
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
     if match is None:
@@ -119,11 +127,7 @@ class HumanRequestTrigger(_Strict):
     @classmethod
     def _compiles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for language, patterns in value.items():
-            for pattern in patterns:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"{language}: {pattern!r} is not a valid regular expression: {exc}") from None
+            _check_patterns(patterns, f"{language}: ")
         return value
 
 
@@ -136,11 +140,7 @@ class SensitiveTopic(_Strict):
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        _check_patterns(value)
         return value
 
 
