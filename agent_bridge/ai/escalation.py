@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,16 +19,10 @@ from typing import Any, Literal
 from agent_bridge.ai.responder import Reply
 from agent_bridge.ai.rules import RoutingRules
 from agent_bridge.ai.triage.details import extract_details
-from agent_bridge.ai.triage.intents import IntentClassifier
+from agent_bridge.ai.triage.intents import IntentClassifier, fold
 from agent_bridge.ai.triage.sentiment import Sentiment, analyse_sentiment
 
 UNKNOWN_INTENT = "unknown"
-
-
-def fold(text: str) -> str:
-    """Lower-case without accents, so one pattern matches "atención" and "atencion"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,12 @@ words and urgency cues in Spanish, French, German, Portuguese and Italian, and a
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from agent_bridge.ai.triage.intents import fold
 
 # VADER's own recommended cut-offs for its compound score.
 POSITIVE_AT = 0.05
@@ -106,11 +107,6 @@ class Sentiment:
     signals: tuple[str, ...]  # why, for people reading a decision: "urgency: 'asap'", "shouting", ...
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def _build_analyzer() -> SentimentIntensityAnalyzer:
     analyzer = SentimentIntensityAnalyzer()  # reads the lexicon file once (~30 ms)
     for word in _NEUTRAL_IN_SUPPORT:
@@ -118,7 +114,7 @@ def _build_analyzer() -> SentimentIntensityAnalyzer:
     analyzer.lexicon.update(_DOMAIN_VALENCE)
     for word, valence in _NEGATIVE_WORDS.items():
         analyzer.lexicon[word] = valence
-        analyzer.lexicon[_fold(word)] = valence
+        analyzer.lexicon[fold(word)] = valence
     return analyzer
 
 
@@ -138,7 +134,7 @@ def analyse_sentiment(text: str) -> Sentiment:
     label: Literal["negative", "neutral", "positive"] = (
         "negative" if score <= NEGATIVE_AT else "positive" if score >= POSITIVE_AT else "neutral"
     )
-    folded = _fold(text)
+    folded = fold(text)
     signals: list[str] = []
     if label == "negative":
         signals.append(f"negative wording ({score:.2f})")
