@@ -135,7 +135,7 @@ def build_app(
             triage,
             runtime.outbox,
             runtime.bus,
-            history_limit=20 if runtime.responder.name != "offline" else 0,
+            history_limit=getattr(runtime.responder, "history_turns", 0),
             responder_timeout=settings.ai_timeout_seconds + 5,
         )
         webchat.attach(runtime.store, runtime.ingest)

@@ -133,6 +133,7 @@ class ModelResponder:
     """A `Responder` backed by an OpenAI-compatible chat model with knowledge-base tools."""
 
     name = NAME
+    history_turns = 20  # the model answers follow-ups; older turns are cut by history_messages anyway
 
     def __init__(
         self,

@@ -65,6 +65,7 @@ class OfflineResponder:
     """A `Responder` that answers from a `KnowledgeBase`, or says it does not know."""
 
     name = "offline"
+    history_turns = 0  # each question is answered on its own words
 
     def __init__(self, knowledge_base: KnowledgeBase, *, max_chars: int = MAX_REPLY_CHARS) -> None:
         if max_chars < 200:

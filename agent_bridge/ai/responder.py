@@ -76,5 +76,7 @@ class Reply:
 
 class Responder(Protocol):
     name: str
+    # How many earlier messages the responder wants in `Turn.history`; 0 spares the gateway a read.
+    history_turns: int
 
     async def respond(self, turn: Turn) -> Reply: ...

@@ -50,6 +50,14 @@ async def test_the_model_answers_from_the_knowledge_base_with_queues_and_history
     assert stored["meta"]["articles"][0]["article_id"] == "shipping"
     assert stored["meta"]["tool_calls"][0]["name"] == "search_knowledge_base"
 
+    # A follow-up carries the conversation so far, so the model can answer "and to Canada?".
+    fake_openai.add(Completion(content="Shipping to Canada is $19.95. Source: Shipping options and costs"))
+    await gw.runtime.ingest.receive(inbound("And to Canada?", "2"))
+    await eventually(lambda: len(provider.delivered) == 2)
+    sent = [m.get("content") for m in fake_openai.bodies[-1]["messages"]]
+    assert "How much does shipping cost?" in sent
+    assert any(c and c.startswith("Standard shipping is $5.95") for c in sent)
+
 
 async def test_hard_triggers_fire_without_asking_the_model(
     gateway_factory: GatewayFactory, fake_openai: FakeOpenAI, channel: HttpTestChannel, provider: FakeProvider
