@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -198,7 +198,7 @@ class Triggers(_Strict):
 
 
 class Messages(_Strict):
-    """What the customer is told on handoff. Placeholders: {team}, {wait}, {reopens}, {reference}."""
+    """What the customer is told on handoff; each template has its own placeholders (see PLACEHOLDERS)."""
 
     handoff: str = "I'm passing your conversation to our {team}. {wait}"
     wait_estimate: str = "Someone usually replies within {minutes} minutes. You don't need to repeat anything."
@@ -206,13 +206,24 @@ class Messages(_Strict):
         "Our {team} is away right now and back {reopens}; they'll pick this up then. You don't need to repeat anything."
     )
 
+    PLACEHOLDERS: ClassVar[dict[str, frozenset[str]]] = {
+        "handoff": frozenset({"team", "wait", "queue"}),
+        "wait_estimate": frozenset({"team", "minutes", "queue"}),
+        "after_hours": frozenset({"team", "reopens", "queue"}),
+    }
+
     @field_validator("handoff", "wait_estimate", "after_hours")
     @classmethod
-    def _known_placeholders(cls, value: str) -> str:
-        known = {"team", "wait", "reopens", "minutes", "queue"}
-        for name in re.findall(r"{(\w*)}", value):
-            if name not in known:
-                raise ValueError(f"unknown placeholder {{{name}}}; use {', '.join(sorted(known))}")
+    def _formats(cls, value: str, info: ValidationInfo) -> str:
+        # Format it now with the placeholders it will get: a typo must fail at start, not leave a
+        # customer without an answer at the moment of handoff.
+        allowed = cls.PLACEHOLDERS[info.field_name or ""]
+        try:
+            value.format(**dict.fromkeys(allowed, "x"))
+        except KeyError as exc:
+            raise ValueError(f"unknown placeholder {{{exc.args[0]}}}; use {', '.join(sorted(allowed))}") from None
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}") from None
         return value
 
 

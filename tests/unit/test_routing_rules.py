@@ -57,6 +57,8 @@ def test_the_shipped_rules_load() -> None:
         (lambda d: d["triggers"]["back_office"]["intents"].append("fly_to_moon"), "'fly_to_moon' is not an intent"),
         (lambda d: d["triggers"]["negative_sentiment"].update(threshold=-3), "triggers.negative_sentiment.threshold"),
         (lambda d: d["messages"].update(handoff="Hi {customer}"), "unknown placeholder {customer}"),
+        (lambda d: d["messages"].update(handoff="Back {reopens}"), "messages.handoff: unknown placeholder {reopens}"),
+        (lambda d: d["messages"].update(wait_estimate="About {minutes min"), "messages.wait_estimate: not a valid"),
         (lambda d: d["queues"].append(dict(d["queues"][0])), "duplicate queue names ['general']"),
         (lambda d: d.update(order_number_pattern="[a-"), "order_number_pattern: not a valid regular expression"),
         (lambda d: d["triggers"]["sensitive_topics"]["topics"]["legal"].update(queue="x"), "topics.legal.queue: 'x'"),
