@@ -44,6 +44,8 @@ class Attachment:
     content_type: str
     url: str = ""
     size: int = 0
+    # Set when the bytes are in the gateway's own file store (gateway/files.py); empty for a provider URL.
+    file_id: str = ""
 
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,10 +11,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENV_FILE = ".env"
+_SLACK_WHERE = {
+    "slack_bot_token": "OAuth & Permissions → Bot User OAuth Token",
+    "slack_app_token": "Basic Information → App-Level Tokens, with connections:write",
+    "slack_signing_secret": "Basic Information → Signing Secret",
+}
 
 
 class SettingsError(Exception):
@@ -56,6 +61,18 @@ class Settings(BaseSettings):
     outbox_give_up_seconds: float = Field(86_400.0, gt=0)
     outbox_poll_seconds: float = Field(1.0, gt=0, le=60)
 
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    slack_default_channel: str = ""
+    slack_note_prefix: str = Field("note:", min_length=1, max_length=40)
+    agent_name_style: Literal["display_name", "real_name", "first_name", "none"] = "display_name"
+    sla_check_seconds: float = Field(30.0, gt=0, le=3600)
+
+    files_max_mb: float = Field(10.0, gt=0, le=1000)
+    files_allowed_types: str = "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain"
+
     @field_validator("mongodb_uri")
     @classmethod
     def _mongodb_scheme(cls, value: SecretStr | None) -> SecretStr | None:
@@ -84,6 +101,48 @@ class Settings(BaseSettings):
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return value
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token")
+    @classmethod
+    def _slack_credential(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        # Slack's token prefixes ("Token types"): bot tokens xoxb-, app-level tokens xapp-.
+        prefix = {"slack_bot_token": "xoxb-", "slack_app_token": "xapp-"}.get(info.field_name or "")
+        if prefix and not value.get_secret_value().startswith(prefix):
+            raise ValueError(f"must start with {prefix} (Slack app settings → {_SLACK_WHERE[info.field_name or '']})")
+        return value
+
+    @field_validator("files_allowed_types")
+    @classmethod
+    def _media_types(cls, value: str) -> str:
+        for item in (t.strip() for t in value.split(",")):
+            if item and not re.fullmatch(r"[a-z0-9.+-]+/[a-z0-9.+*-]+", item):
+                raise ValueError(f"{item!r} is not a media type like image/png")
+        return value
+
+    @model_validator(mode="after")
+    def _slack_complete(self) -> Settings:
+        if self.slack_bot_token is None:
+            return self
+        if self.slack_signing_secret is None and self.slack_app_token is None:
+            raise ValueError(
+                "SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET (events over HTTP) nor "
+                "SLACK_APP_TOKEN (Socket Mode) is: Slack's events could not reach the gateway"
+            )
+        return self
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def files_max_bytes(self) -> int:
+        return int(self.files_max_mb * 1024 * 1024)
+
+    @property
+    def allowed_file_types(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.files_allowed_types.split(",") if t.strip())
 
     @property
     def embedded_database(self) -> bool:
