@@ -27,6 +27,7 @@ from channels.webchat.tokens import TokenSigner
 from gateway.channel import ChannelAdapter
 from gateway.embedded_db import EmbeddedDatabase
 from gateway.events import EventBus
+from gateway.files import FilePolicy, FileStore
 from gateway.ingest import Ingest
 from gateway.logs import log_event
 from gateway.outbox import OutboxWorker, RetryPolicy
@@ -49,6 +50,7 @@ class Runtime:
     outbox: OutboxWorker | None = None
     ingest: Ingest | None = None
     webchat: WebchatChannel | None = None
+    files: FileStore | None = None
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
 
 
@@ -105,6 +107,7 @@ def build_app(
             uri, tz_aware=True, event_listeners=list(command_listeners), serverSelectionTimeoutMS=10_000
         )
         runtime.store = ConversationStore(runtime.client, settings.mongodb_db)
+        files.attach(runtime.store.db)
         try:
             await runtime.store.ensure_indexes()
             yield
@@ -138,7 +141,7 @@ def build_app(
             history_limit=getattr(runtime.responder, "history_turns", 0),
             responder_timeout=settings.ai_timeout_seconds + 5,
         )
-        webchat.attach(runtime.store, runtime.ingest)
+        webchat.attach(runtime.store, runtime.ingest, files=files)
         runtime.adapters[webchat.adapter.name] = webchat.adapter
         for adapter in extra_adapters:
             runtime.adapters[adapter.name] = adapter
@@ -172,6 +175,10 @@ def build_app(
     )
     runtime.webchat = webchat
     webchat.add_routes(app)
+    # FileStore derives its own signing key from this secret (a labelled HMAC), so links and tokens never mix.
+    files = FileStore(None, webchat_secret(settings), settings.base_url, FilePolicy.from_settings(settings))
+    runtime.files = files
+    files.add_routes(app)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(services)
     app.router.add_get("/healthz", healthz)

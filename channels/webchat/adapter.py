@@ -2,14 +2,18 @@
 
 Every web chat message is stored before it is pushed, so a customer who is offline gets it on the
 next connection through `after_seq` replay: delivery here never fails for lack of a listener.
+Edits and deletions follow the same rule: the core updates the stored message before the outbox job
+runs, so a replay already shows the final state and the frames pushed here only update open sockets.
 """
 
 from __future__ import annotations
 
-from channels.webchat.frames import message_frame
+from typing import Any
+
+from channels.webchat.frames import deleted_frame, edited_frame, message_frame
 from channels.webchat.hub import WebchatHub
 from gateway.channel import Capabilities
-from gateway.models import ConversationRef, OutboundMessage, SendResult
+from gateway.models import ConversationRef, DeliveryError, OutboundMessage, SendResult
 
 CHANNEL = "webchat"
 
@@ -19,9 +23,12 @@ class WebchatAdapter:
 
     def __init__(self, hub: WebchatHub, max_text: int = 4000) -> None:
         self.hub = hub
-        self.capabilities = Capabilities(max_text=max_text, attachments=False, edits=False, typing=True)
+        self.capabilities = Capabilities(max_text=max_text, attachments=True, edits=True, typing=True)
 
     async def send(self, ref: ConversationRef, message: OutboundMessage) -> SendResult:
+        op = message.extra.get("op")
+        if op is not None:
+            return self._revise(message, op)
         frame = message_frame(
             {
                 "seq": message.seq,
@@ -34,3 +41,21 @@ class WebchatAdapter:
         )
         self.hub.broadcast(message.conversation_id, frame)
         return SendResult(provider_message_id=message.message_id)
+
+    def _revise(self, message: OutboundMessage, op: Any) -> SendResult:
+        """An agent's edit or deletion of a message already delivered, addressed by its seq."""
+        target_seq = message.extra.get("target_seq")
+        # bool is an int; a malformed job can never become valid, so retrying it would only block the lane.
+        if not isinstance(target_seq, int) or isinstance(target_seq, bool) or target_seq < 1:
+            raise DeliveryError(f"{op} needs a positive integer target_seq, got {target_seq!r}", permanent=True)
+        # The job is created when the agent edits, so its created_at is the edit's time.
+        if op == "edit":
+            frame = edited_frame(target_seq, message.text, message.created_at)
+        elif op == "delete":
+            frame = deleted_frame(target_seq, message.created_at)
+        else:
+            raise DeliveryError(f"unknown op {op!r}", permanent=True)
+        self.hub.broadcast(message.conversation_id, frame)
+        # The web chat addresses messages by seq: the edited message keeps the id it was sent with.
+        target_id = message.extra.get("target_provider_message_id")
+        return SendResult(provider_message_id=str(target_id or message.message_id))

@@ -1,4 +1,4 @@
-"""The web chat channel: session creation, the WebSocket endpoint, and the widget's static files."""
+"""The web chat channel: session creation, file uploads, the WebSocket endpoint, and the widget's static files."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 
 from channels.webchat.adapter import CHANNEL, WebchatAdapter
 from channels.webchat.frames import error_frame, message_frame
 from channels.webchat.hub import Connection, WebchatHub
-from channels.webchat.tokens import InvalidToken, TokenSigner
+from channels.webchat.tokens import InvalidToken, Session, TokenSigner
 from gateway.events import Event, MessageStored, StatusChanged, Typing
+from gateway.files import FileRejected, FileStore, human_size, safe_name
 from gateway.ingest import Ingest
 from gateway.logs import log_event
-from gateway.models import ConversationRef, Identity, InboundMessage
+from gateway.models import Attachment, ConversationRef, Identity, InboundMessage
 from gateway.store import ConversationStore, parse_id
 
 log = logging.getLogger("channels.webchat")
@@ -31,27 +34,50 @@ MAX_FRAME_BYTES = 64 * 1024
 HARD_FRAME_LIMIT = 256 * 1024
 MAX_CLIENT_MSG_ID = 100
 RATE_WINDOW_SECONDS, RATE_MAX_MESSAGES = 10.0, 20
+# Uploads are heavier than messages: fewer, per conversation (so a second tab shares the budget).
+UPLOAD_WINDOW_SECONDS, UPLOAD_MAX_FILES = 60.0, 10
+MAX_ATTACHMENTS = 5
+MAX_FILE_ID = 64
+UPLOAD_READ_CHUNK = 64 * 1024
+# Room for multipart boundaries and part headers on top of the file itself.
+MULTIPART_OVERHEAD = 16 * 1024
+# What a refused file answers over HTTP.
+REJECTION_STATUS = {"empty_file": 400, "file_too_large": 413, "unsupported_type": 415, "type_mismatch": 415}
 CLOSE_BAD_TOKEN, CLOSE_BAD_REQUEST, CLOSE_ORIGIN = 4401, 4400, 4403
 
 
 class RateLimiter:
     """A sliding window per connection: a stuck client or a script can't flood a conversation."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = RATE_WINDOW_SECONDS, limit: int = RATE_MAX_MESSAGES) -> None:
+        self.window = window
+        self.limit = limit
         self._times: list[float] = []
 
     def allow(self) -> bool:
         now = time.monotonic()
-        self._times = [t for t in self._times if now - t < RATE_WINDOW_SECONDS]
-        if len(self._times) >= RATE_MAX_MESSAGES:
+        self._times = [t for t in self._times if now - t < self.window]
+        if len(self._times) >= self.limit:
             return False
         self._times.append(now)
         return True
+
+    def idle(self) -> bool:
+        now = time.monotonic()
+        return all(now - t >= self.window for t in self._times)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    text: str
+    client_msg_id: str
+    file_ids: tuple[str, ...] = ()
 
 
 class WebchatChannel:
     store: ConversationStore
     ingest: Ingest
+    files: FileStore | None = None
 
     def __init__(
         self,
@@ -65,17 +91,25 @@ class WebchatChannel:
         self.allowed_origins = allowed_origins
         self.hub = WebchatHub()
         self.adapter = WebchatAdapter(self.hub, max_text=max_text)
+        self._upload_limits: dict[str, RateLimiter] = {}
 
-    def attach(self, store: ConversationStore, ingest: Ingest) -> None:
-        """Routes are added when the app is built; the database exists only once the app starts."""
+    def attach(self, store: ConversationStore, ingest: Ingest, files: FileStore | None = None) -> None:
+        """Routes are added when the app is built; the database exists only once the app starts.
+
+        Without `files` the upload endpoints answer 404 and message frames with attachments are refused.
+        """
         self.store = store
         self.ingest = ingest
+        self.files = files
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.demo_page)
         app.router.add_get("/webchat/widget.js", self.widget)
         app.router.add_post("/webchat/sessions", self.create_session)
         app.router.add_route("OPTIONS", "/webchat/sessions", self.preflight)
+        app.router.add_get("/webchat/files", self.file_policy)
+        app.router.add_post("/webchat/files", self.upload_file)
+        app.router.add_route("OPTIONS", "/webchat/files", self.preflight)
         app.router.add_get("/webchat/ws", self.websocket)
 
     # events from the core
@@ -115,8 +149,9 @@ class WebchatChannel:
         if "*" in self.allowed_origins or origin.rstrip("/") in self.allowed_origins:
             return {
                 "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                # Authorization: uploads carry the session token as a Bearer header (so they need a preflight).
+                "Access-Control-Allow-Headers": "Authorization, Content-Type",
                 "Access-Control-Max-Age": "600",
                 "Vary": "Origin",
             }
@@ -155,6 +190,100 @@ class WebchatChannel:
         log_event(log, "webchat_session_created", conversation_id=conversation_id)
         return web.json_response(
             {"token": self.signer.issue(conversation_id, visitor_id), "conversation_id": conversation_id},
+            status=201,
+            headers=headers,
+        )
+
+    # files
+
+    def _bearer_session(self, request: web.Request) -> Session | None:
+        scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            return self.signer.verify(token.strip())
+        except InvalidToken:
+            return None
+
+    def _upload_limiter(self, conversation_id: str) -> RateLimiter:
+        if len(self._upload_limits) > 10_000:
+            # Forget conversations that have not uploaded within the window; keeps memory bounded.
+            self._upload_limits = {k: v for k, v in self._upload_limits.items() if not v.idle()}
+        return self._upload_limits.setdefault(conversation_id, RateLimiter(UPLOAD_WINDOW_SECONDS, UPLOAD_MAX_FILES))
+
+    async def file_policy(self, request: web.Request) -> web.Response:
+        """What the widget may offer in its file picker; the upload itself is checked again anyway."""
+        headers = self._cors_headers(request)
+        if self.files is None:
+            return web.json_response({"error": "files_disabled"}, status=404, headers=headers)
+        policy = self.files.policy
+        return web.json_response(
+            {
+                "max_bytes": policy.max_bytes,
+                "allowed_types": sorted(policy.allowed_types),
+                "max_attachments": MAX_ATTACHMENTS,
+            },
+            headers={**headers, "Cache-Control": "public, max-age=300"},
+        )
+
+    async def upload_file(self, request: web.Request) -> web.Response:
+        headers = self._cors_headers(request)
+
+        def refuse(status: int, code: str, message: str) -> web.Response:
+            return web.json_response({"error": code, "message": message}, status=status, headers=headers)
+
+        if not self._origin_allowed(request):
+            return web.json_response({"error": "origin_not_allowed"}, status=403)
+        if self.files is None:
+            return refuse(404, "files_disabled", "file uploads are not enabled on this gateway")
+        session = self._bearer_session(request)
+        conversation_oid = parse_id(session.conversation_id) if session else None
+        if session is None or conversation_oid is None or await self.store.get_conversation(conversation_oid) is None:
+            return refuse(401, "invalid_token", "send the session token as Authorization: Bearer <token>")
+        if not self._upload_limiter(session.conversation_id).allow():
+            response = refuse(429, "rate_limited", "Too many files; wait a minute before sending more.")
+            response.headers["Retry-After"] = str(int(UPLOAD_WINDOW_SECONDS))
+            return response
+        max_bytes = self.files.policy.max_bytes
+        too_large = f"files can be at most {human_size(max_bytes)}"
+        if request.content_length is not None and request.content_length > max_bytes + MULTIPART_OVERHEAD:
+            return refuse(413, "file_too_large", too_large)  # refused before reading a byte of it
+        if request.content_type != "multipart/form-data":
+            return refuse(400, "bad_request", "send multipart/form-data with one field named file")
+        try:
+            reader = await request.multipart()
+            part = await reader.next()
+        except ValueError:
+            return refuse(400, "bad_request", "the multipart body could not be read")
+        if not isinstance(part, BodyPartReader) or part.name != "file":
+            return refuse(400, "bad_request", "send multipart/form-data with one field named file")
+        # Browsers escape `"` and line breaks in multipart names as %22/%0D/%0A, some clients escape all.
+        name = unquote(part.filename or "") or "file"
+        data = bytearray()
+        # Read in chunks and stop at the cap: the whole upload is never held if it is too big.
+        while chunk := await part.read_chunk(UPLOAD_READ_CHUNK):
+            data += chunk
+            if len(data) > max_bytes:
+                return refuse(413, "file_too_large", f"{safe_name(name)}: {too_large}")
+        try:
+            attachment = await self.files.put(
+                bytes(data),
+                name=name,
+                content_type=part.headers.get(hdrs.CONTENT_TYPE, ""),
+                conversation_id=session.conversation_id,
+                source="customer",
+            )
+        except FileRejected as exc:
+            log_event(log, "webchat_file_refused", conversation_id=session.conversation_id, code=exc.code)
+            return refuse(REJECTION_STATUS.get(exc.code, 400), exc.code, exc.reason)
+        return web.json_response(
+            {
+                "file_id": attachment.file_id,
+                "name": attachment.name,
+                "content_type": attachment.content_type,
+                "size": attachment.size,
+                "url": attachment.url,
+            },
             status=201,
             headers=headers,
         )
@@ -215,20 +344,30 @@ class WebchatChannel:
         return ws
 
     async def _on_frame(self, connection: Connection, ref: ConversationRef, data: str, limiter: RateLimiter) -> None:
-        problem = self._validate(data)
-        if isinstance(problem, dict):
-            connection.offer(problem)
+        parsed = self._validate(data)
+        if isinstance(parsed, dict):
+            connection.offer(parsed)
             return
-        text, client_msg_id = problem
         if not limiter.allow():
             connection.offer(error_frame("rate_limited", "Too many messages; wait a few seconds."))
             return
+        attachments: tuple[Attachment, ...] = ()
+        if parsed.file_ids:
+            try:
+                if self.files is None:
+                    raise FileRejected("file uploads are not enabled on this gateway")
+                # Only files this conversation uploaded: a file id from elsewhere is refused, never attached.
+                attachments = await self.files.owned_attachments(parsed.file_ids, connection.conversation_id)
+            except FileRejected as exc:
+                connection.offer({**error_frame("bad_attachment", exc.reason), "client_msg_id": parsed.client_msg_id})
+                return
         inbound = InboundMessage(
             ref=ref,
             sender=Identity(CHANNEL, ref.chat_id),
-            text=text,
-            idempotency_key=f"webchat:{connection.conversation_id}:{client_msg_id}",
-            client_msg_id=client_msg_id,
+            text=parsed.text,
+            idempotency_key=f"webchat:{connection.conversation_id}:{parsed.client_msg_id}",
+            attachments=attachments,
+            client_msg_id=parsed.client_msg_id,
         )
         result = await self.ingest.receive(inbound)
         if result.duplicate:
@@ -236,7 +375,7 @@ class WebchatChannel:
             # It may be older than what this socket already sent, so it skips the seq filter.
             connection.offer({**message_frame(result.message), "_ack": True})
 
-    def _validate(self, data: str) -> dict[str, Any] | tuple[str, str]:
+    def _validate(self, data: str) -> dict[str, Any] | ClientMessage:
         if len(data.encode()) > MAX_FRAME_BYTES:
             return error_frame("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
         try:
@@ -250,9 +389,28 @@ class WebchatChannel:
             return error_frame("bad_frame", "text must be a string")
         if not isinstance(client_msg_id, str) or not 1 <= len(client_msg_id) <= MAX_CLIENT_MSG_ID:
             return error_frame("bad_frame", f"client_msg_id must be a string of 1-{MAX_CLIENT_MSG_ID} characters")
+        file_ids = self._file_ids(frame.get("attachments", []))
+        if file_ids is None:
+            return error_frame(
+                "bad_frame", f'attachments must be a list of at most {MAX_ATTACHMENTS} {{"file_id": ...}} objects'
+            )
         text = text.strip()
-        if not text:
+        if not text and not file_ids:  # a file on its own is a message; nothing at all is not
             return error_frame("empty_text", "text is empty")
         if len(text) > self.max_text:
             return error_frame("text_too_long", f"text is limited to {self.max_text} characters")
-        return text, client_msg_id
+        return ClientMessage(text, client_msg_id, file_ids)
+
+    @staticmethod
+    def _file_ids(raw: Any) -> tuple[str, ...] | None:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
+            return None
+        ids = []
+        for item in raw:
+            file_id = item.get("file_id") if isinstance(item, dict) else None
+            if not isinstance(file_id, str) or not 1 <= len(file_id) <= MAX_FILE_ID:
+                return None
+            ids.append(file_id)
+        return tuple(dict.fromkeys(ids))

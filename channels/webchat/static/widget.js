@@ -39,6 +39,7 @@
     text_too_long: `That message is too long (at most ${MAX_TEXT} characters).`,
     empty_text: "An empty message can't be sent.",
     bad_frame: 'Something went wrong sending your message.',
+    bad_attachment: "A file in that message isn't available any more, so the message wasn't sent.",
   };
 
   // ---------------------------------------------------------------- locate our script tag
@@ -199,6 +200,12 @@
     return `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })}, ${time}`;
   }
 
+  function humanSize(n) {
+    if (n >= 1024 * 1024) return `${Math.round((n / (1024 * 1024)) * 10) / 10} MB`;
+    if (n >= 1024) return `${Math.round(n / 1024)} KB`;
+    return `${n} bytes`;
+  }
+
   function safeHttpUrl(raw) {
     try {
       const u = new URL(String(raw), BASE + '/');
@@ -286,6 +293,9 @@ color:var(--gw-muted);font-size:13px;max-width:90%}
 .gw-chat .gw-chat__msg--pending .gw-chat__bubble{opacity:.7}
 .gw-chat .gw-chat__state{font-size:12px;color:var(--gw-muted);margin:4px 4px 0}
 .gw-chat .gw-chat__msg--failed .gw-chat__state{color:#b42318}
+.gw-chat .gw-chat__edited{font-style:italic}
+.gw-chat .gw-chat__text--deleted{font-style:italic;color:var(--gw-muted)}
+.gw-chat .gw-chat__msg[data-author="customer"] .gw-chat__text--deleted{color:inherit;opacity:.85}
 .gw-chat .gw-chat__files{list-style:none;margin:8px 0 0;padding:0;display:flex;flex-direction:column;gap:4px}
 .gw-chat .gw-chat__file{display:inline-flex;align-items:center;gap:6px;color:inherit;text-decoration:underline;
 font-size:14px;overflow-wrap:anywhere;cursor:pointer}
@@ -320,6 +330,22 @@ padding:0;transition:background .15s,opacity .15s}
 .gw-chat .gw-chat__send:hover:not(:disabled){background:var(--gw-accent-hover)}
 .gw-chat .gw-chat__send:disabled{background:#c9d1dd;cursor:default}
 .gw-chat .gw-chat__send:focus-visible{outline:2px solid var(--gw-accent);outline-offset:2px}
+.gw-chat .gw-chat__attach{appearance:none;margin:0;border:0;width:44px;height:44px;border-radius:50%;flex:none;
+background:transparent;color:var(--gw-muted);cursor:pointer;display:flex;align-items:center;justify-content:center;padding:0}
+.gw-chat .gw-chat__attach:hover:not(:disabled){background:var(--gw-soft);color:var(--gw-fg)}
+.gw-chat .gw-chat__attach:disabled{opacity:.45;cursor:default}
+.gw-chat .gw-chat__attach:focus-visible{outline:2px solid var(--gw-accent);outline-offset:2px}
+.gw-chat .gw-chat__staged{list-style:none;margin:0 0 6px;padding:0;display:flex;flex-wrap:wrap;gap:6px}
+.gw-chat .gw-chat__chip{display:inline-flex;align-items:center;gap:4px;max-width:100%;min-height:28px;padding:2px 2px 2px 10px;
+border-radius:14px;background:var(--gw-soft);border:1px solid var(--gw-border);font-size:13px;line-height:1.3}
+.gw-chat .gw-chat__chip[data-state="uploading"]{opacity:.7;padding-right:10px}
+.gw-chat .gw-chat__chipname{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:220px}
+.gw-chat .gw-chat__chipx{appearance:none;border:0;margin:0;padding:0;width:24px;height:24px;border-radius:50%;flex:none;
+background:transparent;color:var(--gw-muted);cursor:pointer;display:flex;align-items:center;justify-content:center}
+.gw-chat .gw-chat__chipx:hover{background:var(--gw-border);color:var(--gw-fg)}
+.gw-chat .gw-chat__chipx:focus-visible{outline:2px solid var(--gw-accent);outline-offset:0}
+.gw-chat .gw-chat__chipx .gw-chat__icon{width:14px;height:14px}
+.gw-chat .gw-chat__upload-error{font-size:13px;line-height:1.35;color:#b42318;margin:0 8px 6px}
 
 .gw-chat .gw-chat__launcher{appearance:none;position:fixed;right:20px;bottom:20px;width:60px;height:60px;margin:0;padding:0;
 border:0;border-radius:50%;background:var(--gw-accent);color:var(--gw-accent-fg);cursor:pointer;z-index:2147483000;
@@ -359,6 +385,8 @@ border:0;border-radius:0;animation:none}
       this.resends = 0;
       this.seqEls = new Map(); // seq -> element
       this.pendingEls = new Map(); // client_msg_id -> element
+      // seq -> an edit or deletion that arrived before its message (possible during a replay)
+      this.earlyRevisions = new Map();
       this.highestSeq = 0;
       this.ws = null;
       this.gen = 0;
@@ -377,6 +405,9 @@ border:0;border-radius:0;animation:none}
       this.unread = 0;
       this.lastRead = Number(local.get(KEY.lastRead)) || 0;
       this.isOpen = false;
+      this.staged = []; // uploaded files waiting for the next message: [{file_id, name, content_type, url}]
+      this.uploading = 0;
+      this.filePolicy = null; // {max_bytes, allowed_types, max_attachments} from GET /webchat/files
     }
 
     // ------------------------------------------------------------ DOM
@@ -474,7 +505,31 @@ border:0;border-radius:0;animation:none}
       const hint = h('span', 'gw-chat__sr', { id: `${uid}-hint` }, 'Press Enter to send, Shift+Enter for a new line.');
       this.countEl = h('div', 'gw-chat__count', { 'aria-live': 'polite' });
       this.countEl.hidden = true;
-      field.append(label, this.inputEl, hint, this.countEl);
+      // files: chosen with a real <input type=file> (keyboard, screen readers and phones' pickers work),
+      // uploaded at once, then sent with the next message
+      this.stagedEl = h('ul', 'gw-chat__staged', { 'data-testid': 'webchat-staged', 'aria-label': 'Files to send' });
+      this.stagedEl.hidden = true;
+      this.uploadErrorEl = h('div', 'gw-chat__upload-error', { 'data-testid': 'webchat-upload-error', role: 'alert' });
+      this.uploadErrorEl.hidden = true;
+      this.fileInput = h('input', null, {
+        type: 'file',
+        id: `${uid}-file`,
+        'data-testid': 'webchat-file-input',
+        'aria-label': 'Choose a file to attach',
+        tabindex: '-1',
+        multiple: '',
+      });
+      this.fileInput.hidden = true;
+      this.attachBtn = h('button', 'gw-chat__attach', {
+        type: 'button',
+        'data-testid': 'webchat-attach',
+        'aria-label': 'Attach a file',
+        title: 'Attach a file',
+        'aria-controls': `${uid}-file`,
+      });
+      this.attachBtn.appendChild(icon('clip'));
+      this.attachBtn.hidden = true; // shown once the gateway says it takes files
+      field.append(this.stagedEl, this.uploadErrorEl, label, this.inputEl, hint, this.countEl);
       this.sendBtn = h('button', 'gw-chat__send', {
         type: 'button',
         'data-testid': 'webchat-send',
@@ -483,7 +538,7 @@ border:0;border-radius:0;animation:none}
       });
       this.sendBtn.appendChild(icon('send'));
       this.sendBtn.disabled = true;
-      composer.append(field, this.sendBtn);
+      composer.append(this.attachBtn, this.fileInput, field, this.sendBtn);
 
       panel.append(header, this.statusEl, this.listEl, this.typingEl, this.noticeEl, composer);
 
@@ -522,6 +577,9 @@ border:0;border-radius:0;animation:none}
         this.submit();
       });
       this.sendBtn.addEventListener('click', () => this.submit());
+      this.attachBtn.addEventListener('click', () => this.fileInput.click());
+      this.fileInput.addEventListener('change', () => this.chooseFiles(this.fileInput.files));
+      this.loadFilePolicy();
 
       // Outbox survives reloads: show what was typed but never acknowledged.
       const saved = local.get(KEY.outbox);
@@ -552,7 +610,9 @@ border:0;border-radius:0;animation:none}
       ta.style.height = 'auto';
       ta.style.height = `${Math.min(ta.scrollHeight + 2, 140)}px`;
       const len = ta.value.length;
-      this.sendBtn.disabled = ta.value.trim() === '' || len > MAX_TEXT;
+      // A file on its own can be sent; while one is uploading the message waits for it.
+      const empty = ta.value.trim() === '' && this.staged.length === 0;
+      this.sendBtn.disabled = empty || len > MAX_TEXT || this.uploading > 0;
       if (len > MAX_TEXT - 500) {
         this.countEl.hidden = false;
         this.countEl.textContent = `${MAX_TEXT - len} characters left`;
@@ -688,6 +748,9 @@ border:0;border-radius:0;animation:none}
     }
 
     setAttachments(node, attachments) {
+      // Replaces any list already shown: a pending message lists its files before the server's copy arrives.
+      const shown = node._gw.bubble.querySelector('.gw-chat__files');
+      if (shown) shown.remove();
       if (!Array.isArray(attachments) || attachments.length === 0) return;
       const ul = h('ul', 'gw-chat__files', { 'aria-label': 'Attachments' });
       for (const a of attachments) {
@@ -726,6 +789,7 @@ border:0;border-radius:0;animation:none}
     renderPending(item) {
       const node = this.buildMessage('customer', item.text);
       this.setTime(node, item.created_at);
+      this.setAttachments(node, item.attachments);
       this.setPendingState(node, 'Sending\u2026');
       node.setAttribute('data-client-msg-id', item.client_msg_id);
       this.pendingEls.set(item.client_msg_id, node);
@@ -769,11 +833,12 @@ border:0;border-radius:0;animation:none}
 
       const pending = cid ? this.pendingEls.get(cid) : null;
       if (this.seqEls.has(seq)) {
-        // duplicate (replay overlap, idempotent resend): already shown
+        // duplicate (replay overlap, idempotent resend): already shown, maybe since edited
         if (pending) {
           pending.remove();
           this.pendingEls.delete(cid);
         }
+        this.applyRevision(this.seqEls.get(seq), this.revisionOf(f));
         return;
       }
       const stick = this.isNearBottom() || author === 'customer';
@@ -789,6 +854,11 @@ border:0;border-radius:0;animation:none}
       }
       this.setTime(node, f.created_at);
       this.setAttachments(node, f.attachments);
+      // A replayed message arrives in its final state; an edit pushed while it was replaying is applied
+      // too (applyRevision keeps whichever is newer).
+      this.applyRevision(node, this.revisionOf(f));
+      this.applyRevision(node, this.earlyRevisions.get(seq));
+      this.earlyRevisions.delete(seq);
       node.setAttribute('data-seq', String(seq));
       this.placeBySeq(node, seq);
       this.seqEls.set(seq, node);
@@ -805,9 +875,68 @@ border:0;border-radius:0;animation:none}
       if (stick) this.scrollToBottom();
     }
 
+    // ------------------------------------------------------------ edits and deletions (agents, from Slack)
+
+    revisionOf(f) {
+      const str = (v) => (typeof v === 'string' ? v : '');
+      if (f.type === 'message_deleted' || f.deleted === true) return { deleted: true, at: str(f.deleted_at) };
+      if (f.type === 'message_edited' || f.edited === true) {
+        return { deleted: false, text: str(f.text), at: str(f.edited_at) };
+      }
+      return null;
+    }
+
+    handleRevision(f) {
+      const seq = Number(f.seq);
+      if (!Number.isSafeInteger(seq) || seq < 0) return;
+      const rev = this.revisionOf(f);
+      const node = this.seqEls.get(seq);
+      if (!node) {
+        // The server pushes edits without waiting for a replay in progress: keep it for the message.
+        const early = this.earlyRevisions.get(seq);
+        if (!early || !early.deleted) this.earlyRevisions.set(seq, rev);
+        return;
+      }
+      const stick = this.isNearBottom();
+      this.applyRevision(node, rev);
+      if (stick) this.scrollToBottom();
+    }
+
+    applyRevision(node, rev) {
+      if (!node || !rev || !node._gw) return;
+      const g = node._gw;
+      if (g.deleted) return; // a deletion is final
+      const at = Date.parse(rev.at) || 0;
+      if (!rev.deleted && at < (g.editedAt || 0)) return; // an older edit that arrived late
+      const textEl = node.querySelector('[data-testid="webchat-message-text"]');
+      if (rev.deleted) {
+        g.deleted = true;
+        node.setAttribute('data-deleted', 'true');
+        node.removeAttribute('data-edited');
+        // Nothing of the withdrawn message stays: its text, files and the "edited" mark all go.
+        for (const child of Array.from(g.bubble.children)) if (child !== textEl) child.remove();
+        if (g.editedEl) g.editedEl.remove();
+        g.editedEl = null;
+        textEl.textContent = 'Message deleted';
+        textEl.classList.add('gw-chat__text--deleted');
+        return;
+      }
+      g.editedAt = at;
+      textEl.textContent = rev.text;
+      node.setAttribute('data-edited', 'true');
+      if (!g.editedEl) {
+        // Visible text (not only an icon or colour), so screen readers announce it with the new text.
+        g.editedEl = h('span', 'gw-chat__edited', { 'data-testid': 'webchat-message-edited' }, 'edited');
+        const meta = node.querySelector('.gw-chat__meta');
+        if (meta) meta.appendChild(g.editedEl);
+      }
+      if (at) g.editedEl.setAttribute('title', `Edited ${new Date(at).toLocaleString()}`);
+    }
+
     resetConversationView() {
       for (const node of this.seqEls.values()) node.remove();
       this.seqEls.clear();
+      this.earlyRevisions.clear();
       this.highestSeq = 0;
       this.lastRead = 0;
       local.set(KEY.lastRead, 0);
@@ -873,17 +1002,19 @@ border:0;border-radius:0;animation:none}
     submit() {
       const raw = this.inputEl.value;
       const text = raw.trim();
-      if (!text) return;
+      if ((!text && this.staged.length === 0) || this.uploading > 0) return;
       if (raw.length > MAX_TEXT) {
         this.showNotice(ERROR_TEXT.text_too_long);
         return;
       }
       const item = { client_msg_id: uuid(), text, created_at: new Date().toISOString() };
+      if (this.staged.length) item.attachments = this.staged.slice();
       this.outbox.push(item);
       this.saveOutbox();
       this.renderPending(item);
       this.scrollToBottom();
       this.inputEl.value = '';
+      this.clearStaged();
       this.onInput();
       this.inputEl.focus();
       if (this.isSocketOpen()) this.sendItem(item);
@@ -896,7 +1027,11 @@ border:0;border-radius:0;animation:none}
 
     sendItem(item) {
       try {
-        this.ws.send(JSON.stringify({ type: 'message', text: item.text, client_msg_id: item.client_msg_id }));
+        const frame = { type: 'message', text: item.text, client_msg_id: item.client_msg_id };
+        if (Array.isArray(item.attachments) && item.attachments.length) {
+          frame.attachments = item.attachments.map((a) => ({ file_id: a.file_id }));
+        }
+        this.ws.send(JSON.stringify(frame));
         this.lastSent.set(item.client_msg_id, Date.now());
       } catch (_) {
         /* the close handler reconnects and the outbox is flushed again */
@@ -916,6 +1051,148 @@ border:0;border-radius:0;animation:none}
       if (!stale.length) return;
       this.resends += 1;
       for (const item of stale) this.sendItem(item);
+    }
+
+    // ------------------------------------------------------------ files
+
+    loadFilePolicy(attempt = 0) {
+      // A plain GET (no credentials, no custom headers): no CORS preflight.
+      fetch(`${BASE}/webchat/files`, { credentials: 'omit', mode: 'cors' })
+        .then((r) => (r.ok ? r.json() : r.status === 404 ? null : Promise.reject(new Error(`HTTP ${r.status}`))))
+        .then((policy) => {
+          if (!policy || !Array.isArray(policy.allowed_types)) return; // this gateway takes no files
+          this.filePolicy = {
+            max_bytes: Number(policy.max_bytes) || 0,
+            allowed_types: policy.allowed_types.filter((t) => typeof t === 'string'),
+            max_attachments: Number(policy.max_attachments) || 5,
+          };
+          this.fileInput.setAttribute('accept', this.filePolicy.allowed_types.join(','));
+          this.attachBtn.hidden = false;
+          this.renderStaged();
+        })
+        .catch(() => {
+          if (attempt < 3) setTimeout(() => this.loadFilePolicy(attempt + 1), 5000 * (attempt + 1));
+        });
+    }
+
+    chooseFiles(list) {
+      const files = Array.from(list || []);
+      this.fileInput.value = ''; // choosing the same file again must fire `change` again
+      this.showUploadError('');
+      const max = this.filePolicy ? this.filePolicy.max_attachments : 5;
+      for (const file of files) {
+        if (this.staged.length + this.uploading >= max) {
+          this.showUploadError(`You can attach up to ${max} files to one message.`);
+          break;
+        }
+        const limit = this.filePolicy ? this.filePolicy.max_bytes : 0;
+        if (file.size === 0) {
+          this.showUploadError(`${file.name} is empty.`);
+        } else if (limit && file.size > limit) {
+          this.showUploadError(`${file.name} is too large: files can be at most ${humanSize(limit)}.`);
+        } else {
+          this.uploadFile(file);
+        }
+      }
+    }
+
+    async uploadFile(file) {
+      const chip = this.addChip(file.name, null);
+      this.uploading += 1;
+      this.renderStaged();
+      try {
+        const session = await this.ensureSession();
+        const form = new FormData();
+        form.append('file', file, file.name);
+        let r;
+        try {
+          r = await fetch(`${BASE}/webchat/files`, {
+            method: 'POST',
+            body: form,
+            headers: { Authorization: `Bearer ${session.token}` },
+            credentials: 'omit',
+            mode: 'cors',
+          });
+        } catch (_) {
+          throw new Error(`${file.name} could not be uploaded. Check your connection and try again.`);
+        }
+        let body = null;
+        try {
+          body = await r.json();
+        } catch (_) {
+          /* not JSON: described by status below */
+        }
+        if (!r.ok || !body || typeof body.file_id !== 'string') {
+          // The gateway's reasons are written for people ("photo.exe: type … is not accepted").
+          const reason = body && typeof body.message === 'string' && body.message ? body.message : '';
+          const fallback = {
+            401: 'Your chat session has expired. Reload the page and try again.',
+            413: `${file.name} is too large.`,
+            415: `${file.name} can't be sent: this kind of file isn't accepted.`,
+            429: "You're sending files too quickly. Try again in a minute.",
+          }[r.status];
+          const own = r.status === 401 || r.status === 429; // ours are clearer than the protocol's wording
+          throw new Error((own ? fallback : reason || fallback) || `${file.name} could not be uploaded.`);
+        }
+        const entry = {
+          file_id: body.file_id,
+          name: typeof body.name === 'string' ? body.name : file.name,
+          content_type: typeof body.content_type === 'string' ? body.content_type : '',
+          url: typeof body.url === 'string' ? body.url : '',
+        };
+        this.staged.push(entry);
+        this.addChip(entry.name, entry, chip);
+      } catch (err) {
+        chip.remove();
+        this.showUploadError((err && err.message) || `${file.name} could not be uploaded.`);
+      } finally {
+        this.uploading -= 1;
+        this.renderStaged();
+      }
+    }
+
+    addChip(name, entry, replace) {
+      const li = h('li', 'gw-chat__chip', {
+        'data-testid': 'webchat-staged-file',
+        'data-state': entry ? 'ready' : 'uploading',
+      });
+      li.appendChild(h('span', 'gw-chat__chipname', { title: name }, name));
+      if (entry) {
+        const x = h('button', 'gw-chat__chipx', { type: 'button', 'aria-label': `Remove ${name}`, title: 'Remove' });
+        x.appendChild(icon('close'));
+        x.addEventListener('click', () => {
+          this.staged = this.staged.filter((s) => s !== entry);
+          li.remove();
+          this.renderStaged();
+          this.inputEl.focus();
+        });
+        li.appendChild(x);
+      } else {
+        li.appendChild(h('span', 'gw-chat__sr', null, ' (uploading)'));
+        li.setAttribute('aria-busy', 'true');
+      }
+      if (replace && replace.parentNode) replace.replaceWith(li);
+      else this.stagedEl.appendChild(li);
+      return li;
+    }
+
+    clearStaged() {
+      this.staged = [];
+      this.stagedEl.textContent = '';
+      this.showUploadError('');
+      this.renderStaged();
+    }
+
+    renderStaged() {
+      this.stagedEl.hidden = this.stagedEl.childNodes.length === 0;
+      const max = this.filePolicy ? this.filePolicy.max_attachments : 5;
+      this.attachBtn.disabled = this.staged.length + this.uploading >= max;
+      this.onInput();
+    }
+
+    showUploadError(text) {
+      this.uploadErrorEl.textContent = text;
+      this.uploadErrorEl.hidden = !text;
     }
 
     // ------------------------------------------------------------ connection
@@ -991,6 +1268,10 @@ border:0;border-radius:0;animation:none}
         case 'message':
           this.handleMessage(f);
           break;
+        case 'message_edited':
+        case 'message_deleted':
+          this.handleRevision(f);
+          break;
         case 'status':
           this.setStatus(f.status);
           break;
@@ -1010,7 +1291,8 @@ border:0;border-radius:0;animation:none}
       const serverText = typeof f.message === 'string' ? f.message : '';
       this.showNotice(ERROR_TEXT[code] || serverText || 'Something went wrong.');
       const cid = typeof f.client_msg_id === 'string' ? f.client_msg_id : null;
-      if (cid && (code === 'text_too_long' || code === 'empty_text' || code === 'bad_frame')) {
+      const final = ['text_too_long', 'empty_text', 'bad_frame', 'bad_attachment'];
+      if (cid && final.includes(code)) {
         // the server will never accept this one: stop resending, show it as not delivered
         this.acknowledge(cid);
         const node = this.pendingEls.get(cid);
