@@ -5,17 +5,28 @@ It follows the conventions of https://api.slack.com/web ("Basics"): POST ``/api/
 as query string, form (urlencoded or multipart) or JSON body, ``Authorization: Bearer xoxb-...``, and an
 HTTP 200 answer of ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. Every call is recorded;
 failures can be scripted per method (HTTP 429 with Retry-After, HTTP 5xx, or an ``ok: false`` error).
+
+Besides the Web API it serves what a bridge meets around it:
+
+- Slack-hosted files an agent attaches in a thread (``add_user_file``), downloadable from ``url_private`` /
+  ``url_private_download`` with the bot token only (https://api.slack.com/types/file "Authentication").
+- Socket Mode (https://api.slack.com/apis/socket-mode): ``apps.connections.open`` with the app-level token
+  hands out ``ws://127.0.0.1:<port>/link/?ticket=...``; the fake says ``hello`` on connect, and a test pushes
+  envelopes with ``await fake.socket_send(...)`` and gets the client's ack back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
 Params = dict[str, Any]
@@ -56,6 +67,30 @@ MAX_BUTTON_URL = 3_000
 KNOWN_BLOCK_TYPES = frozenset(
     {"actions", "context", "divider", "file", "header", "image", "input", "markdown", "rich_text", "section", "video"}
 )
+
+# --- Channel arguments ------------------------------------------------------------------------
+# chat.postMessage and chat.postEphemeral document `channel` as "an encoded ID or channel name"; the other
+# methods the bridge uses (chat.update, chat.delete, reactions.add, conversations.info/replies,
+# files.completeUploadExternal's channel_id) document an ID only. The fake follows the docs, so a bridge
+# that keeps "#support" around and later edits with it fails here and not in production.
+# (Handlers pass `names=True` to `_channel` for exactly those two methods.)
+
+# --- Tokens -----------------------------------------------------------------------------------
+# https://api.slack.com/authentication/token-types: apps.connections.open takes only an app-level token
+# (xapp-), and an app-level token is refused by the bot methods; both give `not_allowed_token_type`.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+
+# --- Socket Mode ------------------------------------------------------------------------------
+# Envelope types Slack sends over the socket (https://api.slack.com/apis/socket-mode "Payload").
+SOCKET_PAYLOAD_TYPES = frozenset({"events_api", "interactive", "slash_commands"})
+# Interactive payloads whose ack may carry a response payload (view_submission errors, options lists);
+# block_actions acks carry none. Slash commands may always answer in the ack.
+_RESPONSE_PAYLOAD_INTERACTIONS = frozenset({"view_submission", "block_suggestion", "dialog_suggestion"})
+SOCKET_ACK_TIMEOUT = 10.0
+
+# --- Files --------------------------------------------------------------------------------------
+# Slack's `filetype` is a short name, mostly the extension (https://api.slack.com/types/file#types).
+_FILETYPE_BY_EXTENSION = {"jpeg": "jpg", "txt": "text", "htm": "html", "md": "markdown"}
 
 
 @dataclass(frozen=True)
@@ -120,8 +155,11 @@ class Message:
     edited: bool = False
 
     def to_api(self) -> dict[str, Any]:
-        """The message object shape Slack returns (https://api.slack.com/events/message)."""
-        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user, "bot_id": self.bot_id}
+        """The message object shape Slack returns (https://api.slack.com/events/message); a person's message
+        has no ``bot_id``."""
+        out: dict[str, Any] = {"type": "message", "ts": self.ts, "user": self.user}
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
         if self.text is not None:
             out["text"] = self.text
         if self.blocks is not None:
@@ -142,8 +180,22 @@ class Message:
 
 
 @dataclass
+class Ephemeral:
+    """A chat.postEphemeral message: seen by one user only, never part of the channel's history."""
+
+    channel: str
+    user: str
+    message_ts: str
+    text: str | None
+    blocks: list[dict[str, Any]] | None = None
+    attachments: list[dict[str, Any]] | None = None
+    thread_ts: str | None = None
+
+
+@dataclass
 class UploadedFile:
-    """A file from the upload v2 flow: reserved, then its bytes, then shared by completeUploadExternal."""
+    """A stored file: from the bot's upload v2 flow (reserved, then its bytes, then shared by
+    completeUploadExternal), or attached by a person in Slack (``add_user_file``)."""
 
     id: str
     filename: str
@@ -152,6 +204,8 @@ class UploadedFile:
     title: str | None = None
     channel: str | None = None
     thread_ts: str | None = None
+    mimetype: str | None = None
+    user: str | None = None
 
 
 class SlackApiError(Exception):
@@ -175,8 +229,12 @@ class FakeSlackApi:
         bot_user_id: str = "U0BOT",
         bot_id: str = "B0BOT",
         team_id: str = "T0TEAM",
+        app_id: str = "A0APP",
+        app_token: str = "xapp-test-token",
     ) -> None:
         self.token = token
+        self.app_token = app_token
+        self.app_id = app_id
         self.channels: dict[str, str] = dict(channels or {"C0HANDOFF": "handoff"})  # id → name
         self.users: dict[str, dict[str, str]] = dict(users or {})  # id → {"real_name", "display_name"}
         self.bot_user_id = bot_user_id
@@ -184,7 +242,15 @@ class FakeSlackApi:
         self.team_id = team_id
         self.files: dict[str, UploadedFile] = {}
         self.deleted: list[Message] = []
+        self.ephemerals: list[Ephemeral] = []
+        # Socket Mode: set while at least one client is connected and has been sent its hello.
+        self.socket_connected = asyncio.Event()
+        self.socket_connects = 0  # connections accepted so far; grows on every reconnect
+        self.socket_frames: list[dict[str, Any]] = []  # every JSON frame a client sent (acks)
         self.server: TestServer | None = None
+        self._sockets: list[web.WebSocketResponse] = []  # open connections, oldest first
+        self._tickets: set[str] = set()
+        self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._calls: list[Call] = []
         self._script: dict[str, list[Outcome]] = {}
         self._messages: dict[str, list[Message]] = {}  # channel → messages in posting order
@@ -192,13 +258,17 @@ class FakeSlackApi:
         self._handlers: dict[str, Callable[[Params], Awaitable[Answer]]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
+            "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
             "chat.delete": self._chat_delete,
             "reactions.add": self._reactions_add,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "files.info": self._files_info,
+            "apps.connections.open": self._apps_connections_open,
         }
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -208,11 +278,20 @@ class FakeSlackApi:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # the SDK GETs read methods such as users.info
         app.router.add_post("/upload/{file_id}", self._upload)
+        # Slack-hosted files: https://files.slack.com/files-pri/<team>-<file>/[download/]<name>
+        app.router.add_get("/files-pri/{file_key}/download/{name}", self._download)
+        app.router.add_get("/files-pri/{file_key}/{name}", self._download)
+        app.router.add_get("/", self._signin_page)
+        app.router.add_get("/link/", self._socket)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server()
         return self
 
     async def close(self) -> None:
+        for future in self._pending_acks.values():
+            future.cancel()
+        for ws in list(self._sockets):
+            await ws.close(message=b"fake shutting down")
         if self.server is not None:
             await self.server.close()
 
@@ -225,12 +304,27 @@ class FakeSlackApi:
     # --- scripting and inspection ----------------------------------------------------------------
 
     def script(self, method: str, *outcomes: Outcome) -> None:
-        """Queue outcomes for ``method`` (or ``"upload"`` for the raw upload POST), one per call."""
+        """Queue outcomes for ``method`` (or ``"upload"`` / ``"download"`` for the raw file requests), one per
+        call."""
         self._script.setdefault(method, []).extend(outcomes)
 
     def calls(self, method: str | None = None) -> list[Call]:
-        """Every request in arrival order, failed ones included, optionally for one method."""
+        """Every request in arrival order, failed ones included, optionally for one method. Besides Web API
+        methods: ``"upload"``, ``"download"`` (file GETs), ``"socket.connect"`` (websocket handshakes) and
+        ``"socket.envelope"`` (what ``socket_send`` sent, with the client's ack as ``answer``)."""
         return [c for c in self._calls if method is None or c.method == method]
+
+    @property
+    def downloads(self) -> list[Call]:
+        """File downloads that returned the bytes (refused ones are in ``calls("download")`` too)."""
+        return [c for c in self.calls("download") if c.status == 200]
+
+    def channel_id(self, channel: str) -> str | None:
+        """The id for an id, a name (``support``) or a ``#name``; None if the workspace has no such channel."""
+        if channel in self.channels:
+            return channel
+        name = channel.removeprefix("#")
+        return next((cid for cid, known in self.channels.items() if known == name), None)
 
     def messages(self, channel: str) -> list[Message]:
         """Top-level messages of a channel (thread replies excluded), oldest first."""
@@ -245,6 +339,89 @@ class FakeSlackApi:
 
     def message(self, channel: str, ts: str) -> Message | None:
         return next((m for m in self._messages.get(channel, []) if m.ts == ts), None)
+
+    # --- what people do in Slack (no API call: the test then sends the matching event) ----------------
+
+    def add_user_message(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+    ) -> Message:
+        """Store a message a person wrote (e.g. an agent's thread reply), so ``conversations.replies`` sees it.
+        Pair it with ``slack_events.thread_message(..., ts=message.ts)`` to deliver the event."""
+        channel_id = self.channel_id(channel)
+        if channel_id is None:
+            raise KeyError(f"no channel {channel!r} in the fake workspace")
+        if thread_ts is not None:
+            parent = self.message(channel_id, thread_ts)
+            if parent is None:
+                raise KeyError(f"no message {thread_ts} in {channel_id}")
+            thread_ts = parent.thread_ts or parent.ts
+        message = Message(
+            channel=channel_id, ts=self._next_ts(), text=text, thread_ts=thread_ts, user=user, files=list(files or [])
+        )
+        self._messages.setdefault(channel_id, []).append(message)
+        return message
+
+    def add_user_file(
+        self, name: str, content_type: str, data: bytes, *, user: str | None = None, title: str | None = None
+    ) -> dict[str, Any]:
+        """Store a file a person attached in Slack and return the file object as a ``message`` event's
+        ``files`` array carries it (https://api.slack.com/types/file). Its ``url_private`` and
+        ``url_private_download`` point at this fake and need ``Authorization: Bearer <bot token>``."""
+        self._seq += 1
+        file_id = f"F{self._seq:08d}"
+        owner = user or next(iter(self.users), "U0AGENT")
+        mimetype = content_type.split(";")[0].strip().lower()
+        self.files[file_id] = UploadedFile(
+            id=file_id,
+            filename=name,
+            length=len(data),
+            data=data,
+            title=title or name,
+            mimetype=mimetype,
+            user=owner,
+        )
+        return self.file_object(file_id)
+
+    def file_object(self, file_id: str) -> dict[str, Any]:
+        """A stored file in Slack's file object shape (the fields a hosted file has in a message event)."""
+        stored = self.files[file_id]
+        extension = stored.filename.rpartition(".")[2].lower() if "." in stored.filename else ""
+        filetype = _FILETYPE_BY_EXTENSION.get(extension, extension or "binary")
+        created = int(time.time())
+        base = f"{self.url}/files-pri/{self.team_id}-{file_id}"
+        name = quote(stored.filename)
+        return {
+            "id": file_id,
+            "created": created,
+            "timestamp": created,
+            "name": stored.filename,
+            "title": stored.title or stored.filename,
+            "mimetype": stored.mimetype or "application/octet-stream",
+            "filetype": filetype,
+            "pretty_type": filetype.upper(),
+            "user": stored.user or self.bot_user_id,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": len(stored.data or b""),
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": False,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{base}/{name}",
+            "url_private_download": f"{base}/download/{name}",
+            "permalink": f"https://fake-workspace.slack.com/files/{stored.user or self.bot_user_id}/{file_id}/{name}",
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
 
     # --- HTTP plumbing ---------------------------------------------------------------------------
 
@@ -282,13 +459,18 @@ class FakeSlackApi:
                     params[key] = _Malformed(params[key])
         return params
 
-    def _authorised(self, request: web.Request, params: Params) -> str | None:
-        """None if the token matches, else the error Slack gives (https://api.slack.com/web "Authentication")."""
+    def _authorised(self, request: web.Request, params: Params, method: str) -> str | None:
+        """None if the token matches, else the error Slack gives (https://api.slack.com/web "Authentication");
+        the token's type must suit the method (see ``_APP_TOKEN_METHODS``)."""
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else params.get("token")
         if not token:
             return "not_authed"
-        return None if token == self.token else "invalid_auth"
+        token = str(token)
+        wants_app_token = method in _APP_TOKEN_METHODS
+        if token.startswith("xapp-") != wants_app_token:
+            return "not_allowed_token_type"
+        return None if token == (self.app_token if wants_app_token else self.token) else "invalid_auth"
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -297,7 +479,7 @@ class FakeSlackApi:
         self._calls.append(call)
         response = self._scripted(method)
         if response is None:
-            auth_error = self._authorised(request, params)
+            auth_error = self._authorised(request, params, method)
             handler = self._handlers.get(method)
             if auth_error is not None:
                 answer: Answer = {"ok": False, "error": auth_error}
@@ -332,13 +514,17 @@ class FakeSlackApi:
 
     # --- shared validation -----------------------------------------------------------------------
 
-    def _channel(self, params: Params, key: str = "channel") -> str:
+    def _channel(self, params: Params, key: str = "channel", *, names: bool = False) -> str:
+        """The channel id; ``names=True`` for the methods documented to take a name as well (see
+        "Channel arguments" at the top). Answers always carry the id, as Slack's do."""
         channel = params.get(key)
         if not channel:
             raise SlackApiError("channel_not_found")
-        if channel not in self.channels:
+        channel = str(channel)
+        resolved = self.channel_id(channel) if names else (channel if channel in self.channels else None)
+        if resolved is None:
             raise SlackApiError("channel_not_found")
-        return str(channel)
+        return resolved
 
     def _existing(self, channel: str, ts: Any) -> Message:
         message = self.message(channel, str(ts)) if ts else None
@@ -379,7 +565,7 @@ class FakeSlackApi:
 
     async def _chat_post_message(self, params: Params) -> Answer:
         # https://api.slack.com/methods/chat.postMessage
-        channel = self._channel(params)
+        channel = self._channel(params, names=True)
         self._check_content(params)
         thread_ts = params.get("thread_ts") or None
         if thread_ts is not None:
@@ -402,6 +588,32 @@ class FakeSlackApi:
         )
         self._messages.setdefault(channel, []).append(message)
         return {"channel": channel, "ts": message.ts, "message": message.to_api()}
+
+    async def _chat_post_ephemeral(self, params: Params) -> Answer:
+        # https://api.slack.com/methods/chat.postEphemeral: shown to `user` only, gone on reload, so it is
+        # kept apart from the channel history; the answer names it by `message_ts`.
+        channel = self._channel(params, names=True)
+        user = str(params.get("user") or "")
+        if not user:
+            raise SlackApiError("user_not_found")
+        if user not in self.users:
+            raise SlackApiError("user_not_in_channel")
+        self._check_content(params)
+        thread_ts = params.get("thread_ts") or None
+        if thread_ts is not None:
+            parent = self._existing(channel, thread_ts)
+            thread_ts = parent.thread_ts or parent.ts
+        ephemeral = Ephemeral(
+            channel=channel,
+            user=user,
+            message_ts=self._next_ts(),
+            text=params.get("text"),
+            blocks=params.get("blocks"),
+            attachments=params.get("attachments"),
+            thread_ts=thread_ts,
+        )
+        self.ephemerals.append(ephemeral)
+        return {"message_ts": ephemeral.message_ts}
 
     async def _chat_update(self, params: Params) -> Answer:
         # https://api.slack.com/methods/chat.update
@@ -468,6 +680,38 @@ class FakeSlackApi:
             }
         }
 
+    async def _conversations_replies(self, params: Params) -> Answer:
+        # https://api.slack.com/methods/conversations.replies: `ts` is the parent's or any reply's; the answer
+        # is the parent then its replies, oldest first. The parent of a thread carries thread_ts,
+        # reply_count, reply_users and latest_reply; each reply carries thread_ts and parent_user_id.
+        channel = self._channel(params)
+        ts = params.get("ts")
+        message = self.message(channel, str(ts)) if ts else None
+        parent = self.message(channel, message.thread_ts or message.ts) if message is not None else None
+        if parent is None:
+            raise SlackApiError("thread_not_found")
+        replies = [m for m in self._messages.get(channel, []) if m.thread_ts == parent.ts and m.ts != parent.ts]
+        head = parent.to_api()
+        if replies:
+            users = list(dict.fromkeys(m.user for m in replies))
+            head.update(
+                thread_ts=parent.ts,
+                reply_count=len(replies),
+                reply_users=users,
+                reply_users_count=len(users),
+                latest_reply=replies[-1].ts,
+            )
+        items = [head, *({**m.to_api(), "parent_user_id": parent.user} for m in replies)]
+        # Cursor pagination as in https://api.slack.com/apis/pagination; the cursor is an opaque offset.
+        limit = int(params.get("limit") or 1000)
+        start = int(str(params.get("cursor") or "0"))
+        page, rest = items[start : start + limit], items[start + limit :]
+        return {
+            "messages": page,
+            "has_more": bool(rest),
+            "response_metadata": {"next_cursor": str(start + limit) if rest else ""},
+        }
+
     async def _files_get_upload_url(self, params: Params) -> Answer:
         # https://api.slack.com/methods/files.getUploadURLExternal: filename and length are required.
         filename, length = params.get("filename"), params.get("length")
@@ -511,6 +755,172 @@ class FakeSlackApi:
             )
             self._messages.setdefault(channel, []).append(message)
         return {"files": shared}
+
+    async def _files_info(self, params: Params) -> Answer:
+        # https://api.slack.com/methods/files.info
+        file_id = str(params.get("file") or "")
+        stored = self.files.get(file_id)
+        if stored is None or stored.data is None:
+            raise SlackApiError("file_not_found")
+        return {"file": self.file_object(file_id)}
+
+    async def _apps_connections_open(self, params: Params) -> Answer:
+        # https://api.slack.com/methods/apps.connections.open: a fresh websocket URL per call, carrying a
+        # ticket; the client connects to it straight away.
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        base = self.url.replace("http://", "ws://", 1)
+        return {"url": f"{base}/link/?ticket={ticket}&app_id={self.app_id}"}
+
+    # --- Slack-hosted files ------------------------------------------------------------------------
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """GET url_private[_download]. https://api.slack.com/types/file "Authentication": the bot token goes in
+        an ``Authorization: Bearer`` header. Without it (or with another token) Slack does not answer 401/403:
+        it redirects (302) to the workspace sign-in page, an HTML page with status 200 for a client that
+        follows redirects. The fake does the same, so a bridge that forgets the header or skips the
+        content-type check is caught."""
+        team, _, file_id = request.match_info["file_key"].rpartition("-")
+        name = request.match_info["name"]
+        authorised = request.headers.get("Authorization", "") == f"Bearer {self.token}"
+        call = Call(
+            method="download",
+            params={"file_id": file_id, "name": name, "authorised": authorised},
+            headers=dict(request.headers),
+        )
+        self._calls.append(call)
+        scripted = self._scripted("download")
+        if scripted is not None:
+            call.status = scripted.status
+            return scripted
+        stored = self.files.get(file_id)
+        if stored is None or stored.data is None or team != self.team_id or name != stored.filename:
+            call.status = 404
+            return web.Response(status=404, text="file not found")
+        if not authorised:
+            call.status = 302
+            return web.Response(status=302, headers={"Location": f"{self.url}/?redir={quote(request.path_qs)}"})
+        call.answer = {"size": len(stored.data)}
+        return web.Response(
+            body=stored.data,
+            headers={
+                "Content-Type": stored.mimetype or "application/octet-stream",
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(stored.filename)}",
+            },
+        )
+
+    async def _signin_page(self, request: web.Request) -> web.Response:
+        """Where an unauthenticated file request lands: HTML, status 200."""
+        return web.Response(
+            text="<!DOCTYPE html><title>Sign in | Slack</title><h1>Sign in</h1>", content_type="text/html"
+        )
+
+    # --- Socket Mode -------------------------------------------------------------------------------
+
+    @property
+    def socket_connections(self) -> int:
+        return len(self._sockets)
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        """The websocket behind apps.connections.open's URL. On connect Slack sends a ``hello`` frame
+        (https://api.slack.com/apis/socket-mode "Connecting"): num_connections, debug_info and
+        connection_info.app_id. Pings are answered with pongs carrying the same data (aiohttp's autoping),
+        which the SDK's client relies on to see the connection alive."""
+        ticket = request.query.get("ticket", "")
+        call = Call(method="socket.connect", params=dict(request.query), headers=dict(request.headers))
+        self._calls.append(call)
+        if ticket not in self._tickets:
+            call.status = 401
+            return web.Response(status=401, text="invalid ticket")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self.socket_connects += 1
+        hello = {
+            "type": "hello",
+            "num_connections": len(self._sockets),
+            "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
+            "connection_info": {"app_id": self.app_id},
+        }
+        await ws.send_json(hello)
+        call.status, call.answer = 101, hello
+        self.socket_connected.set()
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(frame.data)
+                except ValueError:
+                    data = {"unparsed": frame.data}
+                self.socket_frames.append(data)
+                pending = self._pending_acks.get(str(data.get("envelope_id"))) if isinstance(data, dict) else None
+                if pending is not None and not pending.done():
+                    pending.set_result(data)
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self.socket_connected.clear()
+        return ws
+
+    async def socket_send(
+        self,
+        payload_type: str,
+        payload: dict[str, Any],
+        *,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        accepts_response_payload: bool | None = None,
+        timeout: float = SOCKET_ACK_TIMEOUT,
+    ) -> dict[str, Any]:
+        """Send one envelope to the newest connection and return the client's ack frame
+        (``{"envelope_id": ..., "payload"?: ...}``). Raises TimeoutError when no ack comes in ``timeout``;
+        the fake does not redeliver by itself (Slack retries unacked events_api envelopes): send again with
+        ``retry_attempt=1, retry_reason="timeout"`` to test that.
+
+        Envelope fields per https://api.slack.com/apis/socket-mode "Payload": retry_attempt/retry_reason only
+        on events_api; accepts_response_payload true for slash commands and for interactions that may answer
+        in the ack (view_submission, suggestions), false otherwise, unless given."""
+        if payload_type not in SOCKET_PAYLOAD_TYPES:
+            raise ValueError(f"payload_type must be one of {sorted(SOCKET_PAYLOAD_TYPES)}")
+        open_sockets = [ws for ws in self._sockets if not ws.closed]
+        if not open_sockets:
+            raise RuntimeError("no Socket Mode client is connected (await fake.socket_connected.wait() first)")
+        if accepts_response_payload is None:
+            accepts_response_payload = payload_type == "slash_commands" or (
+                payload_type == "interactive" and payload.get("type") in _RESPONSE_PAYLOAD_INTERACTIONS
+            )
+        envelope: dict[str, Any] = {
+            "envelope_id": str(uuid.uuid4()),
+            "type": payload_type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if payload_type == "events_api":
+            envelope.update(retry_attempt=retry_attempt, retry_reason=retry_reason)
+        call = Call(method="socket.envelope", params=envelope, headers={})
+        self._calls.append(call)
+        acked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending_acks[envelope["envelope_id"]] = acked
+        try:
+            await open_sockets[-1].send_json(envelope)
+            async with asyncio.timeout(timeout):
+                ack = await acked
+        except TimeoutError:
+            call.status = 504
+            raise TimeoutError(f"no ack for {payload_type} envelope {envelope['envelope_id']} in {timeout}s") from None
+        finally:
+            self._pending_acks.pop(envelope["envelope_id"], None)
+        call.answer = ack
+        return ack
+
+    async def socket_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Send Slack's ``disconnect`` frame (https://api.slack.com/apis/socket-mode "Disconnect"); the SDK
+        answers by opening a new connection, so ``socket_connects`` grows."""
+        frame = {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+        for ws in list(self._sockets):
+            if not ws.closed:
+                await ws.send_json(frame)
 
 
 @dataclass(frozen=True)
