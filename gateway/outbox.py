@@ -23,6 +23,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from gateway.channel import ChannelAdapter
 from gateway.logs import log_event
@@ -33,6 +34,9 @@ log = logging.getLogger("gateway.outbox")
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
+# Called after a job is finally sent (with the provider's message id) or finally failed (with the
+# reason). The Slack bridge uses them to show delivery status next to an agent's reply.
+SentHook = Callable[[Mapping[str, Any], str], Awaitable[None]]
 FailureHook = Callable[[Mapping[str, Any], str], Awaitable[None]]
 
 
@@ -59,11 +63,16 @@ def job_document(
     worker_id: str | None,
     lease_seconds: float,
     now: datetime,
+    lane: str | None = None,
 ) -> dict[str, Any]:
-    """An outbox job, self-contained so any process can deliver it without reading anything else."""
+    """An outbox job, self-contained so any process can deliver it without reading anything else.
+
+    The lane (delivery order) defaults to the conversation; the agent desk uses its own lane per
+    conversation, so a customer channel's outage never holds up the Slack thread, nor the reverse.
+    """
     return {
         "_id": ObjectId(),
-        "lane": message.conversation_id,
+        "lane": lane or message.conversation_id,
         "position": message.seq,
         "channel": ref.channel,
         "ref": ref.to_doc(),
@@ -118,6 +127,7 @@ class OutboxWorker:
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
         on_failed: FailureHook | None = None,
+        on_sent: SentHook | None = None,
     ) -> None:
         self.store = store
         self.adapters = adapters
@@ -125,6 +135,7 @@ class OutboxWorker:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.on_failed = on_failed
+        self.on_sent = on_sent
         self.worker_id = f"{uuid.uuid4().hex[:12]}"
         self.last_beat: datetime | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}
@@ -159,7 +170,9 @@ class OutboxWorker:
 
     # enqueue
 
-    def new_job(self, ref: ConversationRef, message: OutboundMessage, idempotency_key: str) -> dict[str, Any]:
+    def new_job(
+        self, ref: ConversationRef, message: OutboundMessage, idempotency_key: str, *, lane: str | None = None
+    ) -> dict[str, Any]:
         return job_document(
             ref=ref,
             message=message,
@@ -167,7 +180,19 @@ class OutboxWorker:
             worker_id=self.worker_id,
             lease_seconds=self.lease_seconds,
             now=utcnow(),
+            lane=lane,
         )
+
+    async def enqueue(self, jobs: list[dict[str, Any]]) -> None:
+        """Write jobs made by `new_job` (ignoring ones already enqueued under the same key) and deliver
+        them. For jobs that must be written together with other documents, use the store's batch
+        writes and then `dispatch` each job."""
+        for job in jobs:
+            try:
+                await self.store.outbox.insert_one(job)
+            except DuplicateKeyError:
+                continue
+            self.dispatch(job)
 
     def dispatch(self, job: dict[str, Any]) -> None:
         """Deliver a job this process enqueued (and so already leased) without another claim.
@@ -310,7 +335,18 @@ class OutboxWorker:
             },
         )
         log_event(log, "outbox_sent", attempts=attempts, **fields)
+        if self.on_sent is not None:
+            await self._hook(self.on_sent, job, result.provider_message_id, fields)
         return True
+
+    async def _hook(
+        self, hook: SentHook | FailureHook, job: dict[str, Any], value: str, fields: dict[str, Any]
+    ) -> None:
+        # A failing hook must not turn a finished delivery into a retry (the customer would get it twice).
+        try:
+            await hook(job, value)
+        except Exception:
+            log.exception("outbox_hook_failed", extra=fields)
 
     async def _after_failure(
         self, job: dict[str, Any], attempts: int, error: DeliveryError, fields: dict[str, Any]
@@ -334,7 +370,7 @@ class OutboxWorker:
             )
             log_event(log, "outbox_failed", logging.WARNING, attempts=attempts, reason=reason, **fields)
             if self.on_failed is not None:
-                await self.on_failed(job, reason)
+                await self._hook(self.on_failed, job, reason, fields)
             return True
         self._blocked.add(job["lane"])
         delay = self.policy.delay(attempts, error.retry_after)

@@ -7,7 +7,7 @@ budget (see docs/benchmarks.md) is counted in these calls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,24 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("contact_id", ASCENDING)], name="contact"),
         # The estimated wait told to a customer on handoff: a queue's latest first human replies.
         IndexModel([("queue", ASCENDING), ("handoff_at", DESCENDING)], name="queue_handoff"),
+        # An agent's reply in Slack finds its conversation by the card's thread.
+        IndexModel([("slack.channel", ASCENDING), ("slack.thread_ts", ASCENDING)], name="slack_thread"),
+        # The SLA watcher: handoffs still waiting past their due time.
+        IndexModel([("status", ASCENDING), ("sla_due_at", ASCENDING)], name="status_sla_due"),
+    ],
+    "handoffs": [
+        # One record per handoff: what handoff metrics are computed from, by time and by queue.
+        IndexModel([("handoff_at", DESCENDING)], name="handoff_at"),
+        IndexModel([("queue", ASCENDING), ("handoff_at", DESCENDING)], name="queue_handoff_at"),
+        IndexModel([("conversation_id", ASCENDING), ("handoff_at", DESCENDING)], name="conversation"),
+    ],
+    "notes": [
+        # Internal notes agents left in a thread; they never reach the customer.
+        IndexModel([("conversation_id", ASCENDING), ("created_at", ASCENDING)], name="conversation_created"),
+    ],
+    "desk_events": [
+        # Slack event ids already handled; a week is longer than Slack retries (three retries over ~1 hour).
+        IndexModel([("received_at", ASCENDING)], expireAfterSeconds=7 * 86_400, name="received_ttl"),
     ],
     "messages": [
         # Ordered history and `after_seq` replay; unique so two writers can never share a number.
@@ -79,6 +97,9 @@ class ConversationStore:
         self.conversations = self.db.conversations
         self.messages = self.db.messages
         self.outbox = self.db.outbox
+        self.handoffs = self.db.handoffs
+        self.notes = self.db.notes
+        self.desk_events = self.db.desk_events
         self._cross_collection_bulk = True
 
     async def ensure_indexes(self) -> None:
@@ -227,13 +248,35 @@ class ConversationStore:
 
     # messages
 
-    async def insert_message(self, doc: dict[str, Any]) -> None:
+    async def insert_message(self, doc: dict[str, Any], jobs: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Insert a message, and with it the outbox jobs it causes (one ordered batch: a duplicate
+        message stops the batch, so a provider's retry enqueues nothing)."""
         try:
-            await self.messages.insert_one(doc)
-        except DuplicateKeyError as exc:
-            if "idempotency_key" in str(exc):
+            if not jobs:
+                await self.messages.insert_one(doc)
+            else:
+                await self.insert_ordered([("messages", doc), *(("outbox", job) for job in jobs)])
+        except (DuplicateKeyError, ClientBulkWriteException) as exc:
+            if "idempotency_key" in str(exc) and _first_write_failed(exc):
                 raise DuplicateMessage(doc["idempotency_key"]) from None
             raise
+
+    async def insert_ordered(self, docs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Insert documents into several collections in order: one round trip with MongoDB 8's
+        bulkWrite, else one insert each. The first failure stops the rest either way."""
+        if self._cross_collection_bulk:
+            try:
+                await self.client.bulk_write(
+                    [InsertOne(dict(doc), namespace=self.db[name].full_name) for name, doc in docs], ordered=True
+                )
+                return
+            except (OperationFailure, InvalidOperation) as exc:
+                if isinstance(exc, OperationFailure) and exc.code != 59:
+                    raise
+                self._cross_collection_bulk = False
+                log_event(log, "bulk_write_unsupported_fallback")
+        for name, doc in docs:
+            await self.db[name].insert_one(dict(doc))
 
     async def message_by_key(self, idempotency_key: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"idempotency_key": idempotency_key})
@@ -253,6 +296,7 @@ class ConversationStore:
         *,
         owner_status: str,
         touch: Mapping[str, Any],
+        extra: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> bool:
         """Store an outbound message and its outbox job if the conversation is still `owner_status`.
 
@@ -270,6 +314,7 @@ class ConversationStore:
                         UpdateOne(guard, {"$set": dict(touch)}, upsert=True, namespace=self.conversations.full_name),
                         InsertOne(dict(message), namespace=self.messages.full_name),
                         InsertOne(dict(job), namespace=self.outbox.full_name),
+                        *(InsertOne(dict(doc), namespace=self.db[name].full_name) for name, doc in extra),
                     ],
                     ordered=True,
                 )
@@ -291,4 +336,14 @@ class ConversationStore:
             return False
         await self.messages.insert_one(dict(message))
         await self.outbox.insert_one(dict(job))
+        for name, doc in extra:
+            await self.db[name].insert_one(dict(doc))
         return True
+
+
+def _first_write_failed(exc: Exception) -> bool:
+    """For a bulk write, whether its first operation (the message insert) is the one that failed."""
+    if isinstance(exc, ClientBulkWriteException):
+        errors = exc.write_errors or []
+        return bool(errors) and errors[0].get("idx") == 0
+    return True
