@@ -22,12 +22,16 @@ from agent_bridge.ai.knowledge_base import KnowledgeBase
 from agent_bridge.ai.offline import OfflineResponder
 from agent_bridge.ai.responder import Responder
 from agent_bridge.ai.rules import load_rules
+from agent_bridge.slack.bridge import SlackBridge
+from agent_bridge.slack.desk_adapter import DESK
 from channels.webchat.channel import WebchatChannel
 from channels.webchat.tokens import TokenSigner
 from gateway.channel import ChannelAdapter
+from gateway.desk import DeskJobs
 from gateway.embedded_db import EmbeddedDatabase
 from gateway.events import EventBus
 from gateway.files import FilePolicy, FileStore
+from gateway.handoffs import Handoffs
 from gateway.ingest import Ingest
 from gateway.logs import log_event
 from gateway.outbox import OutboxWorker, RetryPolicy
@@ -50,6 +54,8 @@ class Runtime:
     outbox: OutboxWorker | None = None
     ingest: Ingest | None = None
     webchat: WebchatChannel | None = None
+    handoffs: Handoffs | None = None
+    slack: SlackBridge | None = None
     files: FileStore | None = None
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
 
@@ -132,6 +138,7 @@ def build_app(
             lease_seconds=settings.outbox_lease_seconds,
             poll_seconds=settings.outbox_poll_seconds,
         )
+        desk = DeskJobs(runtime.outbox, DESK if slack is not None else None)
         runtime.ingest = Ingest(
             runtime.store,
             runtime.responder,
@@ -140,13 +147,35 @@ def build_app(
             runtime.bus,
             history_limit=getattr(runtime.responder, "history_turns", 0),
             responder_timeout=settings.ai_timeout_seconds + 5,
+            desk=desk,
         )
+        runtime.handoffs = Handoffs(
+            runtime.store, runtime.outbox, triage.rules, runtime.bus, runtime.ingest, desk, runtime.adapters
+        )
+        runtime.ingest.handoffs = runtime.handoffs
+        runtime.outbox.on_sent = runtime.handoffs.on_sent
+        runtime.outbox.on_failed = runtime.handoffs.on_failed
+        if slack is not None:
+            runtime.adapters[DESK] = slack.attach(
+                store=runtime.store,
+                handoffs=runtime.handoffs,
+                outbox=runtime.outbox,
+                rules=triage.rules,
+                files=files,
+            )
+        else:
+            log_event(
+                log, "slack_not_configured", logging.WARNING, hint="handoffs wait in the database; see docs/slack.md"
+            )
         webchat.attach(runtime.store, runtime.ingest, files=files)
         runtime.adapters[webchat.adapter.name] = webchat.adapter
         for adapter in extra_adapters:
             runtime.adapters[adapter.name] = adapter
         runtime.bus.subscribe(webchat.on_event)
         runtime.outbox.start()
+        runtime.handoffs.start(settings.sla_check_seconds)
+        if slack is not None:
+            await slack.start()
         resume = asyncio.create_task(runtime.ingest.resume_unanswered())
         log_event(
             log,
@@ -160,9 +189,12 @@ def build_app(
             yield
         finally:
             resume.cancel()
+            await runtime.handoffs.stop()
             webchat.hub.close_all()
             await runtime.ingest.drain()
             await runtime.outbox.stop()
+            if slack is not None:
+                await slack.stop()
             close = getattr(runtime.responder, "close", None)
             if close is not None:
                 await close()  # the model client's connection pool
@@ -179,6 +211,10 @@ def build_app(
     files = FileStore(None, webchat_secret(settings), settings.base_url, FilePolicy.from_settings(settings))
     runtime.files = files
     files.add_routes(app)
+    slack = SlackBridge(settings) if settings.slack_enabled else None
+    runtime.slack = slack
+    if slack is not None:
+        slack.add_routes(app)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(services)
     app.router.add_get("/healthz", healthz)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.settings import Settings, SettingsError, env_file_path, load_settings
+
+if TYPE_CHECKING:
+    from agent_bridge.ai.rules import RoutingRules
 
 
 def config_report(settings: Settings) -> tuple[list[str], list[str]]:
@@ -45,6 +49,9 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
             f"routing rules: {settings.routing_file} ({len(rules.queues)} queues: {', '.join(rules.queue_names)}; "
             f"{len(rules.intents)} intents)"
         )
+        enabled_slack, slack_problems = slack_report(settings, rules)
+        enabled += enabled_slack
+        problems += slack_problems
     except RulesError as exc:
         problems.extend(exc.problems)
     if settings.openai_api_key is not None or settings.openai_base_url is not None:
@@ -57,6 +64,21 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
     if settings.webchat_secret is None:
         enabled.append(f"web chat signing key: generated and kept in {settings.gateway_data_dir}/webchat-secret")
     return enabled, problems
+
+
+def slack_report(settings: Settings, rules: RoutingRules) -> tuple[list[str], list[str]]:
+    if not settings.slack_enabled:
+        return ["Slack: not connected (handoffs wait in the database; see docs/slack.md)"], []
+    unrouted = [q.name for q in rules.queues if not q.slack_channel]
+    if unrouted and not settings.slack_default_channel:
+        return [], [
+            f"{settings.routing_file}: queues {unrouted} have no slack_channel and SLACK_DEFAULT_CHANNEL is not set: "
+            "their handoffs would have nowhere to go"
+        ]
+    events = f"events at {settings.base_url}/slack/events"
+    mode = "Socket Mode (SLACK_APP_TOKEN)" if settings.slack_app_token else events
+    channels = ", ".join(f"{q.name} → {q.slack_channel or settings.slack_default_channel}" for q in rules.queues)
+    return [f"Slack: {mode}, API {settings.slack_api_url}; queue channels: {channels}"], []
 
 
 def validated_settings() -> tuple[Settings | None, list[str], list[str]]:

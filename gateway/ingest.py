@@ -11,18 +11,23 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
 
 from agent_bridge.ai.escalation import Context, Decision, Triage
 from agent_bridge.ai.notices import WAIT_SAMPLE, WAIT_WINDOW, handoff_notice
 from agent_bridge.ai.responder import HistoryItem, Reply, Responder, Turn
+from gateway.csat import csat_pending, parse_rating
+from gateway.desk import DeskJobs, present
 from gateway.events import EventBus, MessageStored, StatusChanged, Typing
 from gateway.logs import log_event
 from gateway.models import ConversationRef, InboundMessage, OutboundMessage
 from gateway.outbox import OutboxWorker
 from gateway.store import ConversationStore, DuplicateMessage, utcnow
+
+if TYPE_CHECKING:
+    from gateway.handoffs import Handoffs
 
 log = logging.getLogger("gateway.ingest")
 
@@ -97,6 +102,7 @@ class Ingest:
         *,
         history_limit: int = 0,
         responder_timeout: float = 30.0,
+        desk: DeskJobs | None = None,
     ) -> None:
         self.store = store
         self.responder = responder
@@ -105,6 +111,9 @@ class Ingest:
         self.bus = bus
         self.history_limit = history_limit
         self.responder_timeout = responder_timeout
+        self.desk = desk or DeskJobs(outbox, None)
+        # Set by the gateway when the people side is wired (gateway/handoffs.py): CSAT answers go there.
+        self.handoffs: Handoffs | None = None
         self._turns: set[asyncio.Task[None]] = set()
 
     async def receive(self, inbound: InboundMessage) -> IngestResult:
@@ -131,8 +140,12 @@ class Ingest:
             attachments=[a.to_doc() for a in inbound.attachments],
         )
         fields = {"conversation_id": str(conversation_id), "channel": inbound.ref.channel}
+        rating = self._csat_answer(conversation, inbound, now)
+        # While people own the conversation, each customer message is mirrored to the desk's thread,
+        # enqueued in the same batch as the message itself.
+        mirror = None if ai_turn else self.desk.customer_message(conversation, message)
         try:
-            await self.store.insert_message(message)
+            await self.store.insert_message(message, present(mirror))
         except DuplicateMessage:
             # A provider retry: store nothing, answer nothing. The numbers taken stay unused (seq may
             # have gaps), and a conversation this retry reopened goes back to resolved.
@@ -144,13 +157,29 @@ class Ingest:
 
         log_event(log, "inbound_stored", seq=customer_seq, status=conversation["status"], **fields)
         self.bus.publish(MessageStored(conversation, message))
-        if ai_turn:
-            task = asyncio.create_task(self._ai_turn(inbound.ref, conversation, message))
-            self._turns.add(task)
-            task.add_done_callback(self._turns.discard)
+        if rating is not None and self.handoffs is not None:
+            await self.handoffs.record_csat(conversation, message, rating)
+        elif ai_turn:
+            self.start_turn(inbound.ref, conversation, message)
         else:
+            if mirror is not None:
+                self.outbox.dispatch(mirror)
             log_event(log, "routed_to_humans", status=conversation["status"], **fields)
         return IngestResult(str(conversation_id), message, duplicate=False)
+
+    def _csat_answer(self, conversation: dict[str, Any], inbound: InboundMessage, now: datetime) -> int | None:
+        """A rating, if this message answers the satisfaction question of a just-resolved handoff."""
+        if self.handoffs is None or conversation.get("prior_status") != "resolved" or inbound.attachments:
+            return None
+        if not csat_pending(conversation, now):
+            return None
+        return parse_rating(inbound.text)
+
+    def start_turn(self, ref: ConversationRef, conversation: dict[str, Any], customer: dict[str, Any]) -> None:
+        """Answer `customer` with the AI in the background; `conversation["seq"]` is the reply's number."""
+        task = asyncio.create_task(self._ai_turn(ref, conversation, customer))
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
 
     async def _ai_turn(self, ref: ConversationRef, conversation: dict[str, Any], customer: dict[str, Any]) -> None:
         """Triage, maybe ask the responder, then store one outbound message: the answer, or the
@@ -172,25 +201,28 @@ class Ingest:
                 "details": dict(decision.details),
                 "triage": self.triage.next_state(assessment, decision, context),
             }
+            extra: list[tuple[str, dict[str, Any]]] = []
             if decision.action == "answer":
                 assert reply is not None
                 text = reply.text
             else:
                 text = await self._handoff_text(decision, reply, now)
+                record = self._handoff_record(conversation, ref, decision, reply, now)
                 touch |= {
                     "status": "waiting_for_agent",
                     "queue": decision.queue,
+                    "assignee": None,
                     "handoff_at": now,
+                    "sla_due_at": record["sla_due_at"],
+                    "sla_reminded_at": None,
                     "first_human_reply_at": None,
-                    "handoff": {
-                        "at": now,
-                        "trigger": decision.trigger,
-                        "reason": decision.reason,
-                        "intent": decision.intent,
-                        "urgency": decision.urgency,
-                        "summary": reply.handoff.summary if reply and reply.handoff else "",
-                    },
+                    "claimed_at": None,
+                    "resolved_at": None,
+                    "csat": None,
+                    "handoff": {key: record[key] for key in ("trigger", "reason", "intent", "urgency", "summary")}
+                    | {"id": record["_id"], "at": now},
                 }
+                extra.append(("handoffs", record))
             message = message_document(
                 conversation_id=conversation_id,
                 seq=conversation["seq"],  # the number open_turn reserved for this reply
@@ -201,6 +233,8 @@ class Ingest:
                 channel=ref.channel,
                 meta=turn_record(decision, reply, customer["_id"]),
             )
+            if decision.action == "handoff":
+                touch["handoff"]["message_id"] = message["_id"]  # the card reads the AI's turn record from it
             outbound = OutboundMessage(
                 conversation_id=cid,
                 seq=message["seq"],
@@ -210,7 +244,18 @@ class Ingest:
                 message_id=str(message["_id"]),
             )
             job = self.outbox.new_job(ref, outbound, idempotency_key=f"out:{message['_id']}")
-            stored = await self.store.store_outbound(message, job, owner_status="ai", touch=touch)
+            card = None
+            if decision.action == "handoff":
+                # The card goes to the desk in the same write as the handoff: it cannot be lost.
+                card = self.desk.job(
+                    conversation_id,
+                    "handoff",
+                    position=message["seq"],
+                    key=str(message["_id"]),
+                    data={"handoff_id": str(touch["handoff"]["id"]), "handoff_seq": message["seq"]},
+                )
+                extra += [("outbox", j) for j in present(card)]
+            stored = await self.store.store_outbound(message, job, owner_status="ai", touch=touch, extra=extra)
             # Typing ends just before the reply goes out, so the indicator never outlives the message.
             self.bus.publish(Typing(cid, "ai", False))
             if not stored:
@@ -227,11 +272,41 @@ class Ingest:
                 articles=[a.article_id for a in reply.articles] if reply else [],
             )
             self.outbox.dispatch(job)
+            if card is not None:
+                self.outbox.dispatch(card)
             if decision.action == "handoff":
                 self.bus.publish(StatusChanged(cid, "waiting_for_agent"))
         except Exception:
             log.exception("ai_turn_failed", extra={"conversation_id": cid})
             self.bus.publish(Typing(cid, "ai", False))
+
+    def _handoff_record(
+        self, conversation: dict[str, Any], ref: ConversationRef, decision: Decision, reply: Reply | None, now: datetime
+    ) -> dict[str, Any]:
+        """One document per handoff; people-side events fill in the rest (gateway/handoffs.py)."""
+        queue = self.triage.rules.queue(decision.queue)
+        return {
+            "_id": ObjectId(),
+            "conversation_id": conversation["_id"],
+            "channel": ref.channel,
+            "queue": queue.name,
+            "trigger": decision.trigger,
+            "reason": decision.reason,
+            "intent": decision.intent,
+            "urgency": decision.urgency,
+            "summary": reply.handoff.summary if reply and reply.handoff else "",
+            "handoff_at": now,
+            "sla_due_at": queue.sla_due(now),
+            "sla_breached": False,
+            "first_human_reply_at": None,
+            "assignee": None,
+            "claimed_at": None,
+            "resolved_at": None,
+            "returned_at": None,
+            "csat": None,
+            # A repeat contact: this conversation was resolved before and came back.
+            "repeat_contact": int(conversation.get("reopen_count") or 0) > 0,
+        }
 
     async def _handoff_text(self, decision: Decision, reply: Reply | None, now: datetime) -> str:
         """The model's own closing line, if it wrote one, then what happens next."""

@@ -108,6 +108,11 @@ class Queue(_Strict):
     def display_name(self) -> str:
         return self.team or self.name.replace("_", " ").replace("-", " ")
 
+    def sla_due(self, handoff_at: datetime) -> datetime:
+        """When the first human reply is due: the SLA counts from handoff, or from the next opening
+        when the team is away (a conversation handed off at night is not overdue at dawn)."""
+        return self.business_hours.next_open(handoff_at) + timedelta(minutes=self.sla_minutes)
+
 
 class Intent(_Strict):
     name: str = Field(pattern=r"^[a-z0-9_]+$")
@@ -206,13 +211,48 @@ class Messages(_Strict):
         "Our {team} is away right now and back {reopens}; they'll pick this up then. You don't need to repeat anything."
     )
 
+    # After handoff: what the customer hears when a person acts.
+    agent_joined: str = "{agent} from our {team} has joined the conversation."
+    agent_joined_unnamed: str = "Someone from our {team} has joined the conversation."
+    sla_update: str = (
+        "Sorry for the wait. Your conversation is still with our {team} and someone will reply as soon as they can."
+    )
+    resolved: str = "Thanks for getting in touch. We've marked this conversation as resolved; write again any time."
+    csat_question: str = "How did we do? Reply with a number from 1 (poor) to 5 (excellent)."
+    csat_thanks: str = "Thank you for rating us {score} out of 5."
+    returned_to_ai: str = "You're back with our virtual assistant. Our {team} can step in again whenever it's needed."
+    correction: str = "Correction to my previous message: {text}"
+    retraction: str = "Please disregard my previous message."
+
     PLACEHOLDERS: ClassVar[dict[str, frozenset[str]]] = {
         "handoff": frozenset({"team", "wait", "queue"}),
         "wait_estimate": frozenset({"team", "minutes", "queue"}),
         "after_hours": frozenset({"team", "reopens", "queue"}),
+        "agent_joined": frozenset({"team", "agent", "queue"}),
+        "agent_joined_unnamed": frozenset({"team", "queue"}),
+        "sla_update": frozenset({"team", "queue"}),
+        "resolved": frozenset({"team", "queue"}),
+        "csat_question": frozenset({"team", "queue"}),
+        "csat_thanks": frozenset({"team", "queue", "score"}),
+        "returned_to_ai": frozenset({"team", "queue"}),
+        "correction": frozenset({"text"}),
+        "retraction": frozenset(),
     }
 
-    @field_validator("handoff", "wait_estimate", "after_hours")
+    @field_validator(
+        "handoff",
+        "wait_estimate",
+        "after_hours",
+        "agent_joined",
+        "agent_joined_unnamed",
+        "sla_update",
+        "resolved",
+        "csat_question",
+        "csat_thanks",
+        "returned_to_ai",
+        "correction",
+        "retraction",
+    )
     @classmethod
     def _formats(cls, value: str, info: ValidationInfo) -> str:
         # Format it now with the placeholders it will get: a typo must fail at start, not leave a

@@ -1,0 +1,553 @@
+"""The people side of a conversation: agent replies, notes, edits, claim, resolve, return to the AI,
+CSAT and the SLA watcher. Desk-agnostic: the Slack bridge turns Slack events into these calls.
+
+Every change a customer must hear about is stored as a message with its outbox job (delivered on the
+customer's own channel, retried, in order), and every change the desk must show is a desk job
+(gateway/desk.py). Each handoff also has a record in `handoffs`: when it happened, why, which queue,
+who took it, when a human first replied, when it was resolved and the customer's rating — the data
+the handoff metrics are computed from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from agent_bridge.ai.rules import RoutingRules
+from gateway.channel import ChannelAdapter
+from gateway.desk import DeskJobs, present
+from gateway.events import EventBus, MessageStored, StatusChanged
+from gateway.ingest import Ingest, message_document
+from gateway.logs import log_event
+from gateway.models import Attachment, ConversationRef, OutboundMessage
+from gateway.outbox import OutboxWorker
+from gateway.store import ConversationStore, parse_id, utcnow
+
+log = logging.getLogger("gateway.handoffs")
+
+HUMAN_STATUSES = ("waiting_for_agent", "with_agent")
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """A person on the desk. `name` is what customers see (may be empty: AGENT_NAME_STYLE=none)."""
+
+    id: str
+    name: str
+    desk: str = "slack"
+
+    def to_doc(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "desk": self.desk}
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    ok: bool
+    # When refused: why, for the agent who clicked (e.g. "already claimed by Dana").
+    message: str = ""
+    conversation: dict[str, Any] | None = None
+
+
+Op = Literal["edit", "delete"]
+
+
+class Handoffs:
+    def __init__(
+        self,
+        store: ConversationStore,
+        outbox: OutboxWorker,
+        rules: RoutingRules,
+        bus: EventBus,
+        ingest: Ingest,
+        desk: DeskJobs,
+        adapters: Mapping[str, ChannelAdapter],
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.rules = rules
+        self.bus = bus
+        self.ingest = ingest
+        self.desk = desk
+        self.adapters = adapters
+        self._sla_task: asyncio.Task[None] | None = None
+
+    # messages to the customer
+
+    def _customer_job(self, conversation: Mapping[str, Any], message: Mapping[str, Any], **extra: Any) -> dict:
+        ref = ConversationRef.from_doc(conversation["ref"])
+        outbound = OutboundMessage(
+            conversation_id=str(conversation["_id"]),
+            seq=message["seq"],
+            author=message["author"],
+            text=message["text"],
+            created_at=message["created_at"],
+            attachments=tuple(Attachment(**a) for a in message.get("attachments") or []),
+            agent_name=message.get("agent_name", ""),
+            message_id=str(message["_id"]),
+            extra=extra,
+        )
+        return self.outbox.new_job(ref, outbound, idempotency_key=f"out:{message['_id']}")
+
+    async def _tell_customer(
+        self,
+        conversation: Mapping[str, Any],
+        texts: Sequence[str],
+        *,
+        last_seq: int,
+        key: str,
+        desk_jobs: Sequence[dict[str, Any] | None] = (),
+    ) -> None:
+        """Store and send system messages numbered `last_seq - len(texts) + 1 … last_seq` (numbers the
+        caller reserved), with any desk jobs, in one ordered batch."""
+        now = utcnow()
+        docs: list[tuple[str, Mapping[str, Any]]] = []
+        jobs = []
+        first = last_seq - len(texts) + 1
+        for offset, text in enumerate(texts):
+            message = message_document(
+                conversation_id=conversation["_id"],
+                seq=first + offset,
+                author="system",
+                text=text,
+                idempotency_key=f"system:{key}:{offset}",
+                created_at=now,
+                channel=conversation["ref"]["channel"],
+            )
+            job = self._customer_job(conversation, message)
+            docs += [("messages", message), ("outbox", job)]
+            jobs.append(job)
+            self.bus.publish(MessageStored(dict(conversation), message))
+        extra = present(*desk_jobs)
+        docs += [("outbox", job) for job in extra]
+        await self.store.insert_ordered(docs)
+        for job in [*jobs, *extra]:
+            self.outbox.dispatch(job)
+
+    def _team(self, conversation: Mapping[str, Any]) -> dict[str, str]:
+        queue = self.rules.queue(conversation.get("queue"))
+        return {"team": queue.display_name, "queue": queue.name}
+
+    async def _update_record(self, conversation: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+        handoff_id = (conversation.get("handoff") or {}).get("id")
+        if handoff_id is not None:
+            await self.store.handoffs.update_one({"_id": handoff_id}, {"$set": dict(fields)})
+
+    # agent messages
+
+    async def agent_reply(
+        self,
+        conversation_id: ObjectId,
+        agent: Agent,
+        text: str,
+        *,
+        source_key: str,
+        desk_ref: Mapping[str, Any],
+        attachments: Sequence[Attachment] = (),
+    ) -> dict[str, Any] | None:
+        """Relay an agent's reply to the customer. A human reply always takes the conversation: the
+        AI stops, the status becomes `with_agent`, and the first reply is timed for the metrics.
+        Returns the stored message, or None for a repeat (`source_key` already relayed)."""
+        key = f"{agent.desk}:{source_key}"
+        if await self.store.message_by_key(key) is not None:
+            return None
+        now = utcnow()
+        before = await self.store.conversations.find_one_and_update(
+            {"_id": conversation_id},
+            [
+                {
+                    "$set": {
+                        "seq": {"$add": ["$seq", 1]},
+                        "status": "with_agent",
+                        "assignee": {"$ifNull": ["$assignee", {"$literal": agent.to_doc()}]},
+                        "claimed_at": {"$ifNull": ["$claimed_at", now]},
+                        "first_human_reply_at": {"$ifNull": ["$first_human_reply_at", now]},
+                        "last_agent_reply_at": now,
+                        "updated_at": now,
+                    }
+                }
+            ],
+            return_document=ReturnDocument.BEFORE,
+        )
+        if before is None:
+            return None
+        if before.get("first_human_reply_at") is None:
+            await self._update_record(before, {"first_human_reply_at": now, "assignee": agent.to_doc()})
+        conversation = {**before, "seq": before["seq"] + 1, "status": "with_agent"}
+        message = message_document(
+            conversation_id=conversation_id,
+            seq=conversation["seq"],
+            author="agent",
+            text=text,
+            idempotency_key=key,
+            created_at=now,
+            channel=before["ref"]["channel"],
+            attachments=[a.to_doc() for a in attachments],
+            meta={"agent": agent.to_doc(), "desk_ref": dict(desk_ref)},
+        )
+        message["agent_name"] = agent.name
+        job = self._customer_job(conversation, message, desk_ref=dict(desk_ref))
+        changed = before["status"] != "with_agent"
+        card = (
+            self.desk.card(conversation_id, position=message["seq"], key=f"reply:{message['_id']}") if changed else None
+        )
+        try:
+            await self.store.insert_ordered(
+                [("messages", message), ("outbox", job), *(("outbox", j) for j in present(card))]
+            )
+        except Exception as exc:
+            if "idempotency_key" in str(exc):
+                return None  # the same Slack message raced in twice; the other one relays it
+            raise
+        self.outbox.dispatch(job)
+        if card is not None:
+            self.outbox.dispatch(card)
+        self.bus.publish(MessageStored(conversation, message))
+        if changed:
+            self.bus.publish(StatusChanged(str(conversation_id), "with_agent"))
+        log_event(
+            log,
+            "agent_replied",
+            conversation_id=str(conversation_id),
+            seq=message["seq"],
+            files=len(attachments),
+            first=before.get("first_human_reply_at") is None,
+        )
+        return message
+
+    async def note(self, conversation_id: ObjectId, agent: Agent, text: str, *, source_key: str) -> bool:
+        """Keep an internal note with the conversation; it never reaches the customer."""
+        try:
+            await self.store.notes.insert_one(
+                {
+                    "_id": f"{agent.desk}:{source_key}",
+                    "conversation_id": conversation_id,
+                    "agent": agent.to_doc(),
+                    "text": text,
+                    "created_at": utcnow(),
+                }
+            )
+        except Exception as exc:
+            if "duplicate key" in str(exc).lower() or "E11000" in str(exc):
+                return False
+            raise
+        log_event(log, "agent_note_kept", conversation_id=str(conversation_id))
+        return True
+
+    async def change_reply(self, source_key: str, desk: str, op: Op, new_text: str = "") -> bool:
+        """Apply an agent's edit or delete of a reply already relayed: in place where the customer's
+        channel can edit messages, else as a visible correction. Returns False if nothing matched."""
+        original = await self.store.message_by_key(f"{desk}:{source_key}")
+        if original is None or original.get("deleted_at") is not None:
+            return False
+        if op == "edit" and new_text.strip() == (original.get("text") or "").strip():
+            return False  # Slack also sends message_changed when only an unfurl or a reaction changed
+        conversation = await self.store.get_conversation(original["conversation_id"])
+        if conversation is None:
+            return False
+        now = utcnow()
+        change = {"text": new_text, "edited_at": now} if op == "edit" else {"text": "", "deleted_at": now}
+        await self.store.messages.update_one({"_id": original["_id"]}, {"$set": change})
+        seq = await self.store.allocate_seq(conversation["_id"])
+        adapter = self.adapters.get(conversation["ref"]["channel"])
+        agent_name = original.get("agent_name", "")
+        if adapter is not None and adapter.capabilities.edits:
+            sent = await self.store.outbox.find_one(
+                {"idempotency_key": f"out:{original['_id']}"}, projection={"provider_message_id": 1}
+            )
+            outbound = OutboundMessage(
+                conversation_id=str(conversation["_id"]),
+                seq=seq,
+                author="agent",
+                text=new_text if op == "edit" else "",
+                created_at=now,
+                agent_name=agent_name,
+                message_id=str(original["_id"]),
+                extra={
+                    "op": op,
+                    "target_seq": original["seq"],
+                    "target_provider_message_id": (sent or {}).get("provider_message_id") or "",
+                },
+            )
+            job = self.outbox.new_job(
+                ConversationRef.from_doc(conversation["ref"]), outbound, idempotency_key=f"{op}:{original['_id']}:{seq}"
+            )
+            await self.outbox.enqueue([job])
+        else:
+            templates = self.rules.messages
+            text = templates.correction.format(text=new_text) if op == "edit" else templates.retraction.format()
+            message = message_document(
+                conversation_id=conversation["_id"],
+                seq=seq,
+                author="agent",
+                text=text,
+                idempotency_key=f"{op}:{original['_id']}:{seq}",
+                created_at=now,
+                channel=conversation["ref"]["channel"],
+                meta={"corrects": original["_id"]},
+            )
+            message["agent_name"] = agent_name
+            job = self._customer_job(conversation, message)
+            await self.store.insert_ordered([("messages", message), ("outbox", job)])
+            self.outbox.dispatch(job)
+        log_event(log, f"agent_reply_{op}ed", conversation_id=str(conversation["_id"]), seq=original["seq"])
+        return True
+
+    # actions
+
+    async def claim(self, conversation_id: ObjectId, agent: Agent) -> ActionResult:
+        now = utcnow()
+        conversation = await self.store.conversations.find_one_and_update(
+            {
+                "_id": conversation_id,
+                "status": {"$ne": "resolved"},
+                "assignee": None,
+            },
+            {
+                "$set": {
+                    "status": "with_agent",
+                    "assignee": agent.to_doc(),
+                    "claimed_at": now,
+                    "updated_at": now,
+                },
+                "$inc": {"seq": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if conversation is None:
+            return await self._refusal(conversation_id, agent, "claim")
+        team = self._team(conversation)
+        templates = self.rules.messages
+        text = (
+            templates.agent_joined.format(agent=agent.name, **team)
+            if agent.name
+            else templates.agent_joined_unnamed.format(**team)
+        )
+        await self._update_record(conversation, {"assignee": agent.to_doc(), "claimed_at": now})
+        seq = conversation["seq"]
+        await self._tell_customer(
+            conversation,
+            [text],
+            last_seq=seq,
+            key=f"claim:{conversation_id}:{seq}",
+            desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"claim:{seq}")],
+        )
+        self.bus.publish(StatusChanged(str(conversation_id), "with_agent"))
+        log_event(log, "handoff_claimed", conversation_id=str(conversation_id))
+        return ActionResult(True, conversation=conversation)
+
+    async def resolve(self, conversation_id: ObjectId, agent: Agent) -> ActionResult:
+        now = utcnow()
+        conversation = await self.store.conversations.find_one_and_update(
+            {"_id": conversation_id, "status": {"$ne": "resolved"}},
+            {
+                "$set": {
+                    "status": "resolved",
+                    "resolved_at": now,
+                    "resolved_by": agent.to_doc(),
+                    "csat": {"asked_at": now, "score": None, "answered_at": None},
+                    "updated_at": now,
+                },
+                "$inc": {"seq": 2},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if conversation is None:
+            return await self._refusal(conversation_id, agent, "resolve")
+        team = self._team(conversation)
+        templates = self.rules.messages
+        await self._update_record(conversation, {"resolved_at": now, "resolved_by": agent.to_doc()})
+        seq = conversation["seq"]
+        await self._tell_customer(
+            conversation,
+            [templates.resolved.format(**team), templates.csat_question.format(**team)],
+            last_seq=seq,
+            key=f"resolve:{conversation_id}:{seq}",
+            desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"resolve:{seq}")],
+        )
+        self.bus.publish(StatusChanged(str(conversation_id), "resolved"))
+        log_event(log, "handoff_resolved", conversation_id=str(conversation_id))
+        return ActionResult(True, conversation=conversation)
+
+    async def return_to_ai(self, conversation_id: ObjectId, agent: Agent) -> ActionResult:
+        now = utcnow()
+        conversation = await self.store.conversations.find_one_and_update(
+            {"_id": conversation_id, "status": {"$in": list(HUMAN_STATUSES)}},
+            {
+                "$set": {
+                    "status": "ai",
+                    "assignee": None,
+                    "returned_at": now,
+                    "returned_by": agent.to_doc(),
+                    # A fresh start for the triggers: the failures that caused the handoff are settled.
+                    "triage": {},
+                    "updated_at": now,
+                },
+                "$inc": {"seq": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if conversation is None:
+            return await self._refusal(conversation_id, agent, "return")
+        await self._update_record(conversation, {"returned_at": now, "returned_by": agent.to_doc()})
+        seq = conversation["seq"]
+        await self._tell_customer(
+            conversation,
+            [self.rules.messages.returned_to_ai.format(**self._team(conversation))],
+            last_seq=seq,
+            key=f"return:{conversation_id}:{seq}",
+            desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"return:{seq}")],
+        )
+        self.bus.publish(StatusChanged(str(conversation_id), "ai"))
+        log_event(log, "handoff_returned_to_ai", conversation_id=str(conversation_id))
+        await self._resume_ai(conversation)
+        return ActionResult(True, conversation=conversation)
+
+    async def _resume_ai(self, conversation: dict[str, Any]) -> None:
+        """If the customer's last message was never answered by a person, the AI answers it now,
+        with everything said in the meantime (agent replies included) as its history."""
+        last = await self.store.messages.find_one(
+            {"conversation_id": conversation["_id"], "author": {"$in": ["customer", "agent"]}}, sort=[("seq", -1)]
+        )
+        if last is None or last["author"] != "customer":
+            return
+        seq = await self.store.allocate_seq(conversation["_id"])
+        self.ingest.start_turn(ConversationRef.from_doc(conversation["ref"]), {**conversation, "seq": seq}, last)
+
+    async def _refusal(self, conversation_id: ObjectId, agent: Agent, action: str) -> ActionResult:
+        current = await self.store.get_conversation(conversation_id)
+        if current is None:
+            return ActionResult(False, "This conversation no longer exists.")
+        status = current["status"]
+        assignee = current.get("assignee") or {}
+        if status == "resolved":
+            return ActionResult(False, "This conversation is already resolved.", current)
+        if action == "claim" and assignee.get("id") == agent.id:
+            return ActionResult(False, "You already have this conversation.", current)
+        if action == "claim" and assignee:
+            return ActionResult(False, f"{assignee.get('name') or 'Someone'} already has this conversation.", current)
+        if action == "return" and status == "ai":
+            return ActionResult(False, "The AI already has this conversation.", current)
+        return ActionResult(False, f"Nothing to do: the conversation is {status.replace('_', ' ')}.", current)
+
+    # CSAT
+
+    async def record_csat(self, conversation: dict[str, Any], customer: Mapping[str, Any], score: int) -> None:
+        """The customer answered the satisfaction question. The conversation stays resolved; the
+        thank-you takes the number open_turn reserved for the AI's reply."""
+        now = utcnow()
+        await self.store.conversations.update_one(
+            {"_id": conversation["_id"]},
+            {
+                # The rating is not a new contact: undo the reopening open_turn did.
+                "$set": {
+                    "status": "resolved",
+                    "reopened_at": None,
+                    "csat.score": score,
+                    "csat.answered_at": now,
+                    "updated_at": now,
+                },
+                "$inc": {"reopen_count": -1},
+            },
+        )
+        await self._update_record(conversation, {"csat": score, "csat_at": now})
+        seq = conversation["seq"]
+        await self._tell_customer(
+            conversation,
+            [self.rules.messages.csat_thanks.format(score=score, **self._team(conversation))],
+            last_seq=seq,
+            key=f"csat:{customer['_id']}",
+            desk_jobs=[
+                self.desk.event(conversation["_id"], "csat", position=seq, key=str(customer["_id"]), score=score),
+                self.desk.card(conversation["_id"], position=seq, key=f"csat:{customer['_id']}"),
+            ],
+        )
+        log_event(log, "csat_recorded", conversation_id=str(conversation["_id"]), score=score)
+
+    # delivery status of agent replies (outbox hooks)
+
+    async def on_sent(self, job: Mapping[str, Any], provider_message_id: str) -> None:
+        await self._receipt(job, ok=True, reason="")
+
+    async def on_failed(self, job: Mapping[str, Any], reason: str) -> None:
+        await self._receipt(job, ok=False, reason=reason)
+
+    async def _receipt(self, job: Mapping[str, Any], *, ok: bool, reason: str) -> None:
+        desk_ref = (job.get("message") or {}).get("extra", {}).get("desk_ref")
+        if not desk_ref:
+            if not ok and job.get("channel") == self.desk.desk:
+                log_event(log, "desk_delivery_failed", logging.ERROR, conversation_id=job["lane"], reason=reason)
+            return
+        receipt = self.desk.job(
+            job["message"]["conversation_id"],
+            "receipt",
+            position=int(job["message"]["seq"]),
+            key=str(job["_id"]),
+            data={"desk_ref": desk_ref, "ok": ok, "reason": reason},
+        )
+        await self.outbox.enqueue(present(receipt))
+
+    # SLA
+
+    def start(self, check_seconds: float) -> None:
+        self._sla_task = asyncio.create_task(self._watch_sla(check_seconds), name="sla-watcher")
+
+    async def stop(self) -> None:
+        if self._sla_task is not None:
+            self._sla_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sla_task
+
+    async def _watch_sla(self, every: float) -> None:
+        while True:
+            try:
+                await self.remind_overdue()
+            except Exception:
+                log.exception("sla_check_failed")
+            await asyncio.sleep(every)
+
+    async def remind_overdue(self, now: datetime | None = None) -> int:
+        """Once per handoff, when no human replied within the queue's SLA: a reminder in the thread
+        that mentions the queue's group, and an update to the customer. Safe with several processes:
+        each conversation is taken by one findAndModify."""
+        now = now or utcnow()
+        reminded = 0
+        while True:
+            conversation = await self.store.conversations.find_one_and_update(
+                {
+                    "status": "waiting_for_agent",
+                    "sla_due_at": {"$lte": now},
+                    "sla_reminded_at": None,
+                    "first_human_reply_at": None,
+                },
+                {"$set": {"sla_reminded_at": now}, "$inc": {"seq": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if conversation is None:
+                return reminded
+            seq = conversation["seq"]
+            cid = conversation["_id"]
+            await self._update_record(conversation, {"sla_breached": True})
+            await self._tell_customer(
+                conversation,
+                [self.rules.messages.sla_update.format(**self._team(conversation))],
+                last_seq=seq,
+                key=f"sla:{cid}:{seq}",
+                desk_jobs=[
+                    self.desk.event(cid, "sla_overdue", position=seq, key=f"{cid}:{seq}"),
+                    self.desk.card(cid, position=seq, key=f"sla:{seq}"),
+                ],
+            )
+            log_event(log, "sla_overdue", logging.WARNING, conversation_id=str(cid), queue=conversation.get("queue"))
+            reminded += 1
+
+
+def conversation_id_from(value: str) -> ObjectId | None:
+    return parse_id(value.strip()) if value else None
