@@ -253,9 +253,10 @@ class Handoffs:
         if conversation is None:
             return False
         now = utcnow()
-        change = {"text": new_text, "edited_at": now} if op == "edit" else {"text": "", "deleted_at": now}
-        await self.store.messages.update_one({"_id": original["_id"]}, {"$set": change})
         seq = await self.store.allocate_seq(conversation["_id"])
+        change = {"text": new_text, "edited_at": now} if op == "edit" else {"text": "", "deleted_at": now}
+        # `revised_seq`: a web chat client reconnecting after `seq` learns of the change (channels/webchat).
+        await self.store.messages.update_one({"_id": original["_id"]}, {"$set": change | {"revised_seq": seq}})
         adapter = self.adapters.get(conversation["ref"]["channel"])
         agent_name = original.get("agent_name", "")
         if adapter is not None and adapter.capabilities.edits:

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 
 from channels.webchat.adapter import CHANNEL, WebchatAdapter
-from channels.webchat.frames import error_frame, message_frame
+from channels.webchat.frames import error_frame, message_frame, revision_frame
 from channels.webchat.hub import Connection, WebchatHub
 from channels.webchat.tokens import InvalidToken, Session, TokenSigner
 from gateway.events import Event, MessageStored, StatusChanged, Typing
@@ -325,6 +325,13 @@ class WebchatChannel:
             connection.offer({"type": "status", "status": conversation["status"]})
             history = await self.store.messages_after(conversation_oid, after_seq, limit=10_000)
             connection.replay([message_frame(m) for m in history])
+            if after_seq:
+                # Messages the client already holds that an agent edited or deleted while it was away.
+                revised = await self.store.messages.find(
+                    {"conversation_id": conversation_oid, "seq": {"$lte": after_seq}, "revised_seq": {"$gt": after_seq}}
+                ).to_list()
+                for frame in filter(None, map(revision_frame, revised)):
+                    connection.offer(frame)
             ref = ConversationRef.from_doc(conversation["ref"])
             limiter = RateLimiter()
             async for msg in ws:

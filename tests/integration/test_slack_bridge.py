@@ -388,6 +388,7 @@ async def test_other_channels_get_corrections_and_failures_show_in_the_thread(
     """A channel without edits gets a visible correction; a reply the channel refuses gets a warning
     with the reason in the thread; the customer's files are mirrored into the thread."""
     channel_adapter = HttpTestChannel(provider.url)
+
     async def photo(request: web.Request) -> web.Response:
         return web.Response(body=PNG, content_type="image/png")
 
@@ -484,3 +485,24 @@ async def test_socket_mode_without_a_public_url(
     frames = await receive_until(ws, lambda f: f.get("author") == "agent")
     assert frames[-1]["text"] == "Hello over Socket Mode"
     await ws.close()
+
+
+async def test_a_reconnecting_web_chat_learns_of_edits_made_while_it_was_away(desk: Desk) -> None:
+    cid, ws, token = await webchat_handoff(desk)
+    channel, thread_ts = await desk.card(cid)
+    reply = desk.agent_says(channel, thread_ts, "U0DANA", "Delivery on Monday")
+    assert await desk.event(reply) == 200
+    seen = (await receive_until(ws, lambda f: f.get("author") == "agent"))[-1]["seq"]
+    await ws.close()  # the phone drops off
+    store = desk.gateway.runtime.store
+    assert store is not None
+    assert await desk.event(message_changed(channel, reply["ts"], thread_ts, "U0DANA", "Delivery on Tuesday")) == 200
+
+    async def edit_delivered() -> bool:
+        return await store.outbox.count_documents({"lane": cid, "message.extra.op": "edit", "state": "sent"}) == 1
+
+    await eventually(edit_delivered)
+    back = await desk.gateway.connect(token, after_seq=seen)
+    frames = await receive_until(back, lambda f: f.get("type") == "message_edited")
+    assert frames[-1]["seq"] == seen and frames[-1]["text"] == "Delivery on Tuesday"
+    await back.close()
