@@ -506,3 +506,14 @@ async def test_a_reconnecting_web_chat_learns_of_edits_made_while_it_was_away(de
     frames = await receive_until(back, lambda f: f.get("type") == "message_edited")
     assert frames[-1]["seq"] == seen and frames[-1]["text"] == "Delivery on Tuesday"
     await back.close()
+
+
+async def test_a_long_transcript_goes_to_the_thread_as_a_file(desk: Desk) -> None:
+    story = "I want to talk to a human. " + " ".join(f"Step {n}: I tried again and it failed." for n in range(95))
+    cid, ws, _ = await webchat_handoff(desk, story[:3990])
+    channel, thread_ts = await desk.card(cid)
+    [upload] = [f for f in desk.slack.files.values() if f.thread_ts == thread_ts]
+    assert upload.filename == f"transcript-{cid}.txt"
+    assert b"Step 94" in (upload.data or b"")
+    assert "attached as" in texts(desk.slack.thread(channel, thread_ts)[1:])
+    await ws.close()
