@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -304,111 +304,86 @@ class Handoffs:
     # actions
 
     async def claim(self, conversation_id: ObjectId, agent: Agent) -> ActionResult:
-        now = utcnow()
-        conversation = await self.store.conversations.find_one_and_update(
-            {
-                "_id": conversation_id,
-                "status": {"$ne": "resolved"},
-                "assignee": None,
-            },
-            {
-                "$set": {
-                    "status": "with_agent",
-                    "assignee": agent.to_doc(),
-                    "claimed_at": now,
-                    "updated_at": now,
-                },
-                "$inc": {"seq": 1},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if conversation is None:
-            return await self._refusal(conversation_id, agent, "claim")
-        team = self._team(conversation)
         templates = self.rules.messages
-        text = (
-            templates.agent_joined.format(agent=agent.name, **team)
-            if agent.name
-            else templates.agent_joined_unnamed.format(**team)
+        return await self._transition(
+            "claim",
+            conversation_id,
+            agent,
+            when={"status": {"$ne": "resolved"}, "assignee": None},
+            status="with_agent",
+            fields=lambda now: {"assignee": agent.to_doc(), "claimed_at": now},
+            texts=lambda team: [
+                templates.agent_joined.format(agent=agent.name, **team)
+                if agent.name
+                else templates.agent_joined_unnamed.format(**team)
+            ],
         )
-        await self._update_record(conversation, {"assignee": agent.to_doc(), "claimed_at": now})
-        seq = conversation["seq"]
-        await self._tell_customer(
-            conversation,
-            [text],
-            last_seq=seq,
-            key=f"claim:{conversation_id}:{seq}",
-            desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"claim:{seq}")],
-        )
-        self.bus.publish(StatusChanged(str(conversation_id), "with_agent"))
-        log_event(log, "handoff_claimed", conversation_id=str(conversation_id))
-        return ActionResult(True, conversation=conversation)
 
     async def resolve(self, conversation_id: ObjectId, agent: Agent) -> ActionResult:
-        now = utcnow()
-        conversation = await self.store.conversations.find_one_and_update(
-            {"_id": conversation_id, "status": {"$ne": "resolved"}},
-            {
-                "$set": {
-                    "status": "resolved",
-                    "resolved_at": now,
-                    "resolved_by": agent.to_doc(),
-                    "csat": {"asked_at": now, "score": None, "answered_at": None},
-                    "updated_at": now,
-                },
-                "$inc": {"seq": 2},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if conversation is None:
-            return await self._refusal(conversation_id, agent, "resolve")
-        team = self._team(conversation)
         templates = self.rules.messages
-        await self._update_record(conversation, {"resolved_at": now, "resolved_by": agent.to_doc()})
-        seq = conversation["seq"]
-        await self._tell_customer(
-            conversation,
-            [templates.resolved.format(**team), templates.csat_question.format(**team)],
-            last_seq=seq,
-            key=f"resolve:{conversation_id}:{seq}",
-            desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"resolve:{seq}")],
+        return await self._transition(
+            "resolve",
+            conversation_id,
+            agent,
+            when={"status": {"$ne": "resolved"}},
+            status="resolved",
+            fields=lambda now: {"resolved_at": now, "resolved_by": agent.to_doc()},
+            extra=lambda now: {"csat": {"asked_at": now, "score": None, "answered_at": None}},
+            texts=lambda team: [templates.resolved.format(**team), templates.csat_question.format(**team)],
         )
-        self.bus.publish(StatusChanged(str(conversation_id), "resolved"))
-        log_event(log, "handoff_resolved", conversation_id=str(conversation_id))
-        return ActionResult(True, conversation=conversation)
 
     async def return_to_ai(self, conversation_id: ObjectId, agent: Agent) -> ActionResult:
+        result = await self._transition(
+            "return",
+            conversation_id,
+            agent,
+            when={"status": {"$in": list(HUMAN_STATUSES)}},
+            status="ai",
+            fields=lambda now: {"returned_at": now, "returned_by": agent.to_doc()},
+            # A fresh start for the triggers: the failures that caused the handoff are settled.
+            extra=lambda now: {"assignee": None, "triage": {}},
+            texts=lambda team: [self.rules.messages.returned_to_ai.format(**team)],
+        )
+        if result.conversation is not None and result.ok:
+            await self._resume_ai(result.conversation)
+        return result
+
+    async def _transition(
+        self,
+        action: str,
+        conversation_id: ObjectId,
+        agent: Agent,
+        *,
+        when: Mapping[str, Any],
+        status: str,
+        fields: Callable[[datetime], dict[str, Any]],
+        texts: Callable[[dict[str, str]], list[str]],
+        extra: Callable[[datetime], dict[str, Any]] | None = None,
+    ) -> ActionResult:
+        """One agent action: change the conversation if `when` still holds (one findAndModify, so two
+        agents clicking at once cannot both win), record it on the handoff, tell the customer, and
+        have the card redrawn. `fields` go on both the conversation and the handoff record."""
         now = utcnow()
+        count = len(texts({"team": "", "queue": ""}))
+        changes = {"status": status, "updated_at": now, **fields(now), **(extra(now) if extra else {})}
         conversation = await self.store.conversations.find_one_and_update(
-            {"_id": conversation_id, "status": {"$in": list(HUMAN_STATUSES)}},
-            {
-                "$set": {
-                    "status": "ai",
-                    "assignee": None,
-                    "returned_at": now,
-                    "returned_by": agent.to_doc(),
-                    # A fresh start for the triggers: the failures that caused the handoff are settled.
-                    "triage": {},
-                    "updated_at": now,
-                },
-                "$inc": {"seq": 1},
-            },
+            {"_id": conversation_id, **when},
+            {"$set": changes, "$inc": {"seq": count}},
             return_document=ReturnDocument.AFTER,
         )
         if conversation is None:
-            return await self._refusal(conversation_id, agent, "return")
-        await self._update_record(conversation, {"returned_at": now, "returned_by": agent.to_doc()})
+            return await self._refusal(conversation_id, agent, action)
+        await self._update_record(conversation, fields(now))
         seq = conversation["seq"]
         await self._tell_customer(
             conversation,
-            [self.rules.messages.returned_to_ai.format(**self._team(conversation))],
+            texts(self._team(conversation)),
             last_seq=seq,
-            key=f"return:{conversation_id}:{seq}",
-            desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"return:{seq}")],
+            key=f"{action}:{conversation_id}:{seq}",
+            desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"{action}:{seq}")],
         )
-        self.bus.publish(StatusChanged(str(conversation_id), "ai"))
-        log_event(log, "handoff_returned_to_ai", conversation_id=str(conversation_id))
-        await self._resume_ai(conversation)
+        self.bus.publish(StatusChanged(str(conversation_id), status))
+        log_event(log, f"handoff_{action}", conversation_id=str(conversation_id))
         return ActionResult(True, conversation=conversation)
 
     async def _resume_ai(self, conversation: dict[str, Any]) -> None:

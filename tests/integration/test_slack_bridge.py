@@ -446,7 +446,7 @@ async def test_other_channels_get_corrections_and_failures_show_in_the_thread(
         refused = desk.agent_says(channel, thread_ts, "U0DANA", "Are you still there?")
         assert await desk.event(refused) == 200
         await eventually(lambda: "did not reach the customer: HTTP 403" in texts(slack.thread(channel, thread_ts)))
-        assert "warning" in slack.message(channel, refused["ts"]).reactions
+        await eventually(lambda: "warning" in slack.message(channel, refused["ts"]).reactions)
     finally:
         await host.close()
         await channel_adapter.close()
