@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from agent_bridge.ai.rules import RoutingRules
 from gateway.channel import ChannelAdapter
@@ -29,7 +30,7 @@ from gateway.ingest import Ingest, message_document
 from gateway.logs import log_event
 from gateway.models import Attachment, ConversationRef, OutboundMessage
 from gateway.outbox import OutboxWorker
-from gateway.store import ConversationStore, parse_id, utcnow
+from gateway.store import ConversationStore, DuplicateMessage, utcnow
 
 log = logging.getLogger("gateway.handoffs")
 
@@ -199,13 +200,9 @@ class Handoffs:
             self.desk.card(conversation_id, position=message["seq"], key=f"reply:{message['_id']}") if changed else None
         )
         try:
-            await self.store.insert_ordered(
-                [("messages", message), ("outbox", job), *(("outbox", j) for j in present(card))]
-            )
-        except Exception as exc:
-            if "idempotency_key" in str(exc):
-                return None  # the same Slack message raced in twice; the other one relays it
-            raise
+            await self.store.insert_message(message, [job, *present(card)])
+        except DuplicateMessage:
+            return None  # the same Slack message raced in twice; the other one relays it
         self.outbox.dispatch(job)
         if card is not None:
             self.outbox.dispatch(card)
@@ -234,10 +231,8 @@ class Handoffs:
                     "created_at": utcnow(),
                 }
             )
-        except Exception as exc:
-            if "duplicate key" in str(exc).lower() or "E11000" in str(exc):
-                return False
-            raise
+        except DuplicateKeyError:
+            return False  # Slack delivered the same note twice
         log_event(log, "agent_note_kept", conversation_id=str(conversation_id))
         return True
 
@@ -387,10 +382,11 @@ class Handoffs:
         return ActionResult(True, conversation=conversation)
 
     async def _resume_ai(self, conversation: dict[str, Any]) -> None:
-        """If the customer's last message was never answered by a person, the AI answers it now,
+        """If the customer wrote last (no person or AI answered since), the AI answers it now,
         with everything said in the meantime (agent replies included) as its history."""
         last = await self.store.messages.find_one(
-            {"conversation_id": conversation["_id"], "author": {"$in": ["customer", "agent"]}}, sort=[("seq", -1)]
+            {"conversation_id": conversation["_id"], "author": {"$in": ["customer", "agent", "ai"]}},
+            sort=[("seq", -1)],
         )
         if last is None or last["author"] != "customer":
             return
@@ -523,7 +519,3 @@ class Handoffs:
             )
             log_event(log, "sla_overdue", logging.WARNING, conversation_id=str(cid), queue=conversation.get("queue"))
             reminded += 1
-
-
-def conversation_id_from(value: str) -> ObjectId | None:
-    return parse_id(value.strip()) if value else None

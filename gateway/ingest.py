@@ -255,11 +255,14 @@ class Ingest:
                     data={"handoff_id": str(touch["handoff"]["id"]), "handoff_seq": message["seq"]},
                 )
                 extra += [("outbox", j) for j in present(card)]
-            stored = await self.store.store_outbound(message, job, owner_status="ai", touch=touch, extra=extra)
+            stored = await self.store.store_outbound(
+                message, job, owner_status="ai", touch=touch, extra=extra, answers=customer["_id"]
+            )
             # Typing ends just before the reply goes out, so the indicator never outlives the message.
             self.bus.publish(Typing(cid, "ai", False))
             if not stored:
-                log_event(log, "ai_reply_dropped_human_owns", conversation_id=cid)
+                # A person took over meanwhile, or this message was already answered.
+                log_event(log, "ai_reply_dropped", conversation_id=cid)
                 return
             log_event(
                 log,

@@ -297,6 +297,7 @@ class ConversationStore:
         owner_status: str,
         touch: Mapping[str, Any],
         extra: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        answers: Any = None,
     ) -> bool:
         """Store an outbound message and its outbox job if the conversation is still `owner_status`.
 
@@ -305,8 +306,15 @@ class ConversationStore:
         claimed the conversation while the AI was thinking) the upsert collides on `_id`, the ordered
         batch stops, and neither the message nor the job is written. Returns False in that case.
         Servers without bulkWrite get the same guard as a separate update, then two inserts.
+
+        `answers`: the customer message this replies to. The guard then also requires that it was not
+        answered already, so a second turn for the same message (a restart's resume racing the first)
+        changes nothing at all, rather than touching the conversation and failing on the message.
         """
-        guard = {"_id": message["conversation_id"], "status": owner_status}
+        guard: dict[str, Any] = {"_id": message["conversation_id"], "status": owner_status}
+        if answers is not None:
+            guard["answered_message_id"] = {"$ne": answers}
+            touch = {**touch, "answered_message_id": answers}
         if self._cross_collection_bulk:
             try:
                 await self.client.bulk_write(

@@ -10,6 +10,7 @@ from pymongo import monitoring
 
 from agent_bridge.ai.responder import Reply, Turn
 from gateway.ingest import message_document
+from gateway.models import ConversationRef
 from gateway.store import utcnow
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.http_channel import HttpTestChannel
@@ -196,3 +197,21 @@ async def test_a_turn_left_unanswered_by_a_stopped_process_is_answered_at_start(
     assert provider.delivered[1]["payload"]["seq"] == 4
     # Answered now, so a second start does nothing.
     assert await gw.runtime.ingest.resume_unanswered(settle_seconds=0) == 0
+
+
+async def test_a_second_turn_for_an_answered_message_changes_nothing(gw: RunningGateway, provider) -> None:
+    """A restart's resume (or any second turn) for a message the AI already answered: the guarded
+    write stops before touching the conversation, so nothing half-written is left behind."""
+    store = gw.runtime.store
+    first = await gw.runtime.ingest.receive(inbound("How much does shipping cost?", "1"))
+    await eventually(lambda: len(provider.delivered) == 1)
+    conversation = await store.conversations.find_one({})
+    customer = first.message
+    seq = await store.allocate_seq(conversation["_id"])
+    before = await store.conversations.find_one({"_id": conversation["_id"]})
+    gw.runtime.ingest.start_turn(ConversationRef.from_doc(conversation["ref"]), {**before, "seq": seq}, customer)
+    await gw.runtime.ingest.drain()
+    after = await store.conversations.find_one({"_id": conversation["_id"]})
+    assert after == before
+    assert await store.messages.count_documents({"author": "ai"}) == 1
+    assert len(provider.received) == 1

@@ -517,3 +517,20 @@ async def test_a_long_transcript_goes_to_the_thread_as_a_file(desk: Desk) -> Non
     assert b"Step 94" in (upload.data or b"")
     assert "attached as" in texts(desk.slack.thread(channel, thread_ts)[1:])
     await ws.close()
+
+
+async def test_a_second_handoff_reuses_the_thread(desk: Desk) -> None:
+    cid, ws, _ = await webchat_handoff(desk)
+    channel, thread_ts = await desk.card(cid)
+    assert await desk.click(ACTION_RETURN, cid) == 200
+    await receive_until(ws, lambda f: "virtual assistant" in str(f.get("text")))
+    await ws.send_json({"type": "message", "text": "Actually, a real person please", "client_msg_id": "again"})
+    await receive_until(ws, lambda f: f.get("type") == "status" and f.get("status") == "waiting_for_agent")
+    await eventually(lambda: "Handed to people again" in texts(desk.slack.thread(channel, thread_ts)))
+    await eventually(lambda: "a real person please" in texts(desk.slack.thread(channel, thread_ts)))
+    assert len(desk.slack.messages(channel)) == 1  # one card per conversation, brought up to date
+    await eventually(lambda: "Needs a person" in str(desk.slack.message(channel, thread_ts).blocks))
+    store = desk.gateway.runtime.store
+    assert store is not None
+    assert await store.handoffs.count_documents({"conversation_id": ObjectId(cid)}) == 2
+    await ws.close()
