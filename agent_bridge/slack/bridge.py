@@ -10,7 +10,7 @@ and Slack retries it; the event ledger makes sure a retry of a handled event doe
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -69,9 +69,12 @@ class SlackBridge:
         self.rules: RoutingRules | None = None
         self._socket: Any = None
         self.app.event("message")(self._on_message)
-        self.app.action(ACTION_CLAIM)(self._on_claim)
-        self.app.action(ACTION_RESOLVE)(self._on_resolve)
-        self.app.action(ACTION_RETURN)(self._on_return)
+        for action_id, method in (
+            (ACTION_CLAIM, "claim"),
+            (ACTION_RESOLVE, "resolve"),
+            (ACTION_RETURN, "return_to_ai"),
+        ):
+            self.app.action(action_id)(self._button(method))
         self.app.command("/support")(self._on_support_command)
 
     # lifecycle
@@ -236,17 +239,12 @@ class SlackBridge:
 
     # actions
 
-    async def _on_claim(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        await self._act("claim", body, action, client)
+    def _button(self, method: str) -> Callable[..., Awaitable[None]]:
+        async def on_click(ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+            await ack()
+            await self._act(method, body, action, client)
 
-    async def _on_resolve(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        await self._act("resolve", body, action, client)
-
-    async def _on_return(self, ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        await self._act("return_to_ai", body, action, client)
+        return on_click
 
     async def _act(self, name: str, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
         assert self.handoffs is not None

@@ -104,8 +104,11 @@ class SlackDesk:
             )
         return channel
 
+    async def _customer_name(self, conversation: Mapping[str, Any]) -> str:
+        contact = await self.store.contacts.find_one({"_id": conversation.get("contact_id")}, projection={"name": 1})
+        return str((contact or {}).get("name") or "") or "Customer"
+
     async def _card(self, conversation: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        contact = await self.store.contacts.find_one({"_id": conversation.get("contact_id")}) or {}
         channel = conversation["ref"]["channel"]
         handoff = conversation.get("handoff") or {}
         turn = None
@@ -122,7 +125,7 @@ class SlackDesk:
         now = utcnow()
         text, blocks = handoff_card(
             conversation,
-            customer_name=str(contact.get("name") or "") or "Customer",
+            customer_name=await self._customer_name(conversation),
             channel_label=CHANNEL_LABELS.get(channel, channel),
             turn_record=turn,
             queue=queue,
@@ -137,25 +140,8 @@ class SlackDesk:
         wanted = self._queue_channel(conversation)
         slack = conversation.get("slack") or {}
         handoff_seq = int(message.extra.get("handoff_seq") or message.seq)
-        if (
-            slack.get("thread_ts")
-            and slack.get("channel_name") == wanted
-            and slack.get("handoff_id") == message.extra.get("handoff_id")
-        ):
-            pass  # a retry after the card went out: only the transcript may be missing
-        elif slack.get("thread_ts") and slack.get("channel_name") == wanted:
-            # Handed off again in the same queue: one thread per conversation, the card brought up to date.
-            await self._refresh_card(conversation)
-            await self.client.chat_postMessage(
-                channel=slack["channel"],
-                thread_ts=slack["thread_ts"],
-                text=":arrow_right_hook: Handed to people again. "
-                + quote_customer_text((conversation.get("handoff") or {}).get("reason") or "", 500),
-                reply_broadcast=True,
-                **NO_UNFURL,
-            )
-            slack = await self._remember(conversation, {"slack.handoff_id": message.extra.get("handoff_id")})
-        else:
+        handoff_id = message.extra.get("handoff_id")
+        if not slack.get("thread_ts") or slack.get("channel_name") != wanted:
             text, blocks = await self._card(conversation)
             posted, channel_name = await self._post_card(wanted, text, blocks)
             slack = await self._remember(
@@ -166,11 +152,24 @@ class SlackDesk:
                         "channel_name": channel_name,
                         "thread_ts": posted["ts"],
                         "card_ts": posted["ts"],
-                        "handoff_id": message.extra.get("handoff_id"),
+                        "handoff_id": handoff_id,
                         "last_seq": 0,
                     }
                 },
             )
+        elif slack.get("handoff_id") != handoff_id:
+            # Handed off again in the same queue: one thread per conversation, the card brought up to date.
+            await self._refresh_card(conversation)
+            await self.client.chat_postMessage(
+                channel=slack["channel"],
+                thread_ts=slack["thread_ts"],
+                text=":arrow_right_hook: Handed to people again. "
+                + quote_customer_text((conversation.get("handoff") or {}).get("reason") or "", 500),
+                reply_broadcast=True,
+                **NO_UNFURL,
+            )
+            slack = await self._remember(conversation, {"slack.handoff_id": handoff_id})
+        # Otherwise this is a retry after the card went out: only the transcript may be missing.
         if int(slack.get("last_seq") or 0) < handoff_seq:
             await self._transcript(conversation, slack, handoff_seq)
         return SendResult(provider_message_id=str(slack.get("card_ts") or ""))
@@ -204,8 +203,7 @@ class SlackDesk:
             # A second handoff: the agent replies are already in the thread, as the agents wrote them.
             messages = [m for m in messages if m["author"] in ("customer", "ai")]
         if messages:
-            contact = await self.store.contacts.find_one({"_id": conversation.get("contact_id")}) or {}
-            names = {"customer": str(contact.get("name") or "Customer")}
+            names = {"customer": await self._customer_name(conversation)}
             plan = transcript_posts(messages, names=names, conversation_id=str(conversation["_id"]))
             for post in plan.posts:
                 await self.client.chat_postMessage(
@@ -245,8 +243,7 @@ class SlackDesk:
             raise DeliveryError("mirrored message is gone", permanent=True)
         posted_ts = ""
         if int(slack.get("last_seq") or 0) < message["seq"]:
-            contact = await self.store.contacts.find_one({"_id": conversation.get("contact_id")}) or {}
-            name = escape_mrkdwn(" ".join(str(contact.get("name") or "Customer").split()))
+            name = escape_mrkdwn(" ".join((await self._customer_name(conversation)).split()))
             text = (message.get("text") or "").strip()
             if text:
                 posted = await self.client.chat_postMessage(
