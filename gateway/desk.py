@@ -63,7 +63,8 @@ class DeskJobs:
         return self.outbox.new_job(
             ConversationRef(channel=self.desk, chat_id=cid),
             message,
-            idempotency_key=f"{self.desk}:{kind}:{key}",
+            # The key always names the conversation: callers' keys (a seq, an action) repeat across them.
+            idempotency_key=f"{self.desk}:{kind}:{cid}:{key}",
             lane=f"{self.desk}:{cid}",
         )
 

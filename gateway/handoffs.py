@@ -452,16 +452,25 @@ class Handoffs:
         await self._receipt(job, ok=False, reason=reason)
 
     async def _receipt(self, job: Mapping[str, Any], *, ok: bool, reason: str) -> None:
-        desk_ref = (job.get("message") or {}).get("extra", {}).get("desk_ref")
-        if not desk_ref:
-            if not ok and job.get("channel") == self.desk.desk:
+        """One receipt per agent reply delivered (or finally failed) on the customer's channel.
+
+        Only customer deliveries get receipts. A desk job (the receipt itself included) never does: a
+        receipt for a receipt would be another desk job whose own hook asks for a third, without end.
+        The key names the reply's delivery job, so a retried hook never enqueues a second receipt.
+        """
+        if job.get("channel") == self.desk.desk:
+            if not ok:
                 log_event(log, "desk_delivery_failed", logging.ERROR, conversation_id=job["lane"], reason=reason)
             return
+        message = job.get("message") or {}
+        desk_ref = (message.get("extra") or {}).get("desk_ref")
+        if not desk_ref or message.get("author") != "agent":
+            return
         receipt = self.desk.job(
-            job["message"]["conversation_id"],
+            message["conversation_id"],
             "receipt",
-            position=int(job["message"]["seq"]),
-            key=str(job["_id"]),
+            position=int(message["seq"]),
+            key=str(job["idempotency_key"]),
             data={"desk_ref": desk_ref, "ok": ok, "reason": reason},
         )
         await self.outbox.enqueue(present(receipt))
