@@ -35,6 +35,7 @@ from gateway.handoffs import Handoffs
 from gateway.ingest import Ingest
 from gateway.logs import log_event
 from gateway.outbox import OutboxWorker, RetryPolicy
+from gateway.recovery import TurnRecovery
 from gateway.settings import Settings
 from gateway.store import ConversationStore, utcnow
 
@@ -57,6 +58,7 @@ class Runtime:
     handoffs: Handoffs | None = None
     slack: SlackBridge | None = None
     files: FileStore | None = None
+    recovery: TurnRecovery | None = None
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
 
 
@@ -107,7 +109,9 @@ def build_app(
     async def database(app: web.Application) -> AsyncIterator[None]:
         uri = settings.mongodb_uri.get_secret_value() if settings.mongodb_uri else None
         if uri is None:
-            runtime.embedded = EmbeddedDatabase(Path(settings.gateway_data_dir))
+            runtime.embedded = EmbeddedDatabase(
+                Path(settings.gateway_data_dir), sync_on_commit=settings.embedded_db_sync_on_commit
+            )
             uri = await runtime.embedded.start()
         runtime.client = AsyncMongoClient(
             uri, tz_aware=True, event_listeners=list(command_listeners), serverSelectionTimeoutMS=10_000
@@ -148,6 +152,8 @@ def build_app(
             history_limit=getattr(runtime.responder, "history_turns", 0),
             responder_timeout=settings.ai_timeout_seconds + 5,
             desk=desk,
+            turn_lease_seconds=settings.recovery_lease_seconds,
+            turn_max_age_seconds=settings.recovery_max_age_hours * 3600,
         )
         runtime.handoffs = Handoffs(
             runtime.store, runtime.outbox, triage.rules, runtime.bus, runtime.ingest, desk, runtime.adapters
@@ -176,7 +182,10 @@ def build_app(
         runtime.handoffs.start(settings.sla_check_seconds)
         if slack is not None:
             await slack.start()
-        resume = asyncio.create_task(runtime.ingest.resume_unanswered())
+        # Customer messages whose AI turn a killed process (or a failure) left unfinished are answered
+        # by whichever process's sweep takes them first, now and for as long as this one runs.
+        runtime.recovery = TurnRecovery(runtime.ingest, settings.recovery_sweep_seconds)
+        runtime.recovery.start()
         log_event(
             log,
             "gateway_ready",
@@ -188,7 +197,7 @@ def build_app(
         try:
             yield
         finally:
-            resume.cancel()
+            await runtime.recovery.stop()
             await runtime.handoffs.stop()
             webchat.hub.close_all()
             await runtime.ingest.drain()

@@ -52,10 +52,15 @@ def _die_with_parent() -> None:
 
 
 class EmbeddedDatabase:
-    def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, host: str = "127.0.0.1", port: int | None = None, *, sync_on_commit: bool = True
+    ) -> None:
         self.storage = data_dir / "db"
         self.host = host
         self.port = port or _free_port(host)
+        # SecantusDB acknowledges j:true writes before its log reaches the disk unless every commit is
+        # synced (`--sync-on-commit`); without it a kill -9 of the database loses acknowledged messages.
+        self.sync_on_commit = sync_on_commit
         self.log_path = data_dir / "secantusd.log"
         self._process: asyncio.subprocess.Process | None = None
 
@@ -86,6 +91,7 @@ class EmbeddedDatabase:
                 str(self.storage),
                 "--log-level",
                 "WARNING",
+                *(["--sync-on-commit"] if self.sync_on_commit else []),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -391,7 +391,15 @@ class Handoffs:
         if last is None or last["author"] != "customer":
             return
         seq = await self.store.allocate_seq(conversation["_id"])
-        self.ingest.start_turn(ConversationRef.from_doc(conversation["ref"]), {**conversation, "seq": seq}, last)
+        # Owed an answer from now on: if this process dies before it is written, the sweep answers it.
+        now = utcnow()
+        hold = {
+            "reply_seq": seq,
+            "awaiting_reply_since": now,
+            "turn_lease_until": now + timedelta(seconds=self.ingest.turn_lease_seconds),
+        }
+        await self.store.messages.update_one({"_id": last["_id"]}, {"$set": hold})
+        self.ingest.start_turn(ConversationRef.from_doc(conversation["ref"]), {**conversation, "seq": seq}, last | hold)
 
     async def _refusal(self, conversation_id: ObjectId, agent: Agent, action: str) -> ActionResult:
         current = await self.store.get_conversation(conversation_id)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError
 
 from agent_bridge.ai.escalation import Context, Decision, Triage
 from agent_bridge.ai.notices import WAIT_SAMPLE, WAIT_WINDOW, handoff_notice
@@ -91,6 +92,35 @@ def message_document(
     return doc
 
 
+class TurnHold:
+    """Renews a running AI turn's hold on its customer message every third of the lease, so no
+    other process takes a slow turn (a model taking its time) over. A timer, not a task: the usual
+    turn ends long before the first renewal is due, and then costs nothing."""
+
+    def __init__(self, store: ConversationStore, message_id: Any, lease_seconds: float, tasks: set) -> None:
+        self.store = store
+        self.message_id = message_id
+        self.lease_seconds = lease_seconds
+        self.tasks = tasks
+        self.loop = asyncio.get_running_loop()
+        self.handle = self.loop.call_later(lease_seconds / 3, self._renew)
+
+    def _renew(self) -> None:
+        task = asyncio.create_task(self._write())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        self.handle = self.loop.call_later(self.lease_seconds / 3, self._renew)
+
+    async def _write(self) -> None:
+        try:
+            await self.store.renew_turn(self.message_id, utcnow() + timedelta(seconds=self.lease_seconds))
+        except Exception:  # the database is away; if the hold lapses, the turn is merely run again
+            log.warning("ai_turn_hold_not_renewed", exc_info=True)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
 class Ingest:
     def __init__(
         self,
@@ -103,8 +133,12 @@ class Ingest:
         history_limit: int = 0,
         responder_timeout: float = 30.0,
         desk: DeskJobs | None = None,
+        turn_lease_seconds: float = 15.0,
+        turn_max_age_seconds: float = 86_400.0,
     ) -> None:
         self.store = store
+        self.turn_lease_seconds = turn_lease_seconds
+        self.turn_max_age = timedelta(seconds=turn_max_age_seconds)
         self.responder = responder
         self.triage = triage
         self.outbox = outbox
@@ -117,6 +151,62 @@ class Ingest:
         self._turns: set[asyncio.Task[None]] = set()
 
     async def receive(self, inbound: InboundMessage) -> IngestResult:
+        # The duplicate check comes before anything is changed: a provider's retry or a client's
+        # re-send must not move the conversation, burn numbers or reopen it.
+        existing = await self.store.message_by_key(inbound.idempotency_key)
+        if existing is not None:
+            return await self._duplicate(existing, inbound)
+        try:
+            return await self._receive(inbound)
+        except (DuplicateKeyError, ClientBulkWriteException) as exc:
+            if "conversation_seq" not in str(exc) and "conversation_seq" not in str(getattr(exc, "details", "")):
+                raise
+            # The counter lags the stored messages (a database that lost its last writes): bring it
+            # up and number the message again. The counter, not the message, was wrong.
+            conversation = await self.store.conversations.find_one({"ref_key": inbound.ref.key}, {"_id": 1})
+            if conversation is None:
+                raise
+            await self.store.repair_seq(conversation["_id"])
+            return await self._receive(inbound)
+
+    async def _duplicate(self, existing: dict[str, Any], inbound: InboundMessage) -> IngestResult:
+        """A message already stored. If the AI still owes it an answer and no process holds its turn
+        (the one that had it was killed), the re-send takes the turn over at once."""
+        cid = str(existing["conversation_id"])
+        log_event(log, "inbound_duplicate", conversation_id=cid, channel=inbound.ref.channel)
+        if existing.get("author") == "customer" and existing.get("awaiting_reply_since") is not None:
+            await self.retry_turn(existing)
+        return IngestResult(cid, existing, duplicate=True)
+
+    async def retry_turn(self, customer: dict[str, Any], now: datetime | None = None) -> bool:
+        """Run again the AI turn of a customer message still owed an answer, if its hold lapsed.
+        Returns whether this process took the turn."""
+        now = now or utcnow()
+        if not await self.store.claim_turn(customer["_id"], now, self.turn_lease_seconds):
+            return False  # a live turn holds it, or another process just took it
+        conversation_id = customer["conversation_id"]
+        conversation = await self.store.get_conversation(conversation_id)
+        fields = {"conversation_id": str(conversation_id), "seq": customer["seq"]}
+        if conversation is None or conversation["status"] != "ai":
+            # People own the conversation now (or it is gone): the AI must not answer.
+            await self.store.settle_turn(customer["_id"])
+            log_event(log, "ai_turn_settled", **fields)
+            return False
+        if customer["awaiting_reply_since"] < now - self.turn_max_age:
+            await self.store.settle_turn(customer["_id"])
+            log_event(log, "ai_turn_abandoned", logging.ERROR, **fields)
+            return False
+        # The reply takes the number reserved for it, unless the conversation moved on meanwhile:
+        # then it gets a new one, after what the customer has already seen.
+        top = await self.store.repair_seq(conversation_id)
+        reply_seq = customer.get("reply_seq")
+        if reply_seq is None or conversation["seq"] != reply_seq or top >= reply_seq:
+            reply_seq = await self.store.allocate_seq(conversation_id)
+        log_event(log, "ai_turn_resumed", attempts=int(customer.get("turn_attempts") or 0) + 1, **fields)
+        self.start_turn(ConversationRef.from_doc(conversation["ref"]), {**conversation, "seq": reply_seq}, customer)
+        return True
+
+    async def _receive(self, inbound: InboundMessage) -> IngestResult:
         now = inbound.received_at or utcnow()
         conversation = await self.store.open_turn(inbound.ref, inbound.sender.key, now)
         conversation_id = conversation["_id"]
@@ -141,14 +231,23 @@ class Ingest:
         )
         fields = {"conversation_id": str(conversation_id), "channel": inbound.ref.channel}
         rating = self._csat_answer(conversation, inbound, now)
+        if ai_turn and rating is None:
+            # The AI owes this message an answer until the reply is written (gateway/recovery.py):
+            # held by this process's turn, taken over by any process once the hold lapses.
+            message |= {
+                "reply_seq": conversation["seq"],
+                "awaiting_reply_since": now,
+                "turn_lease_until": now + timedelta(seconds=self.turn_lease_seconds),
+                "turn_attempts": 1,
+            }
         # While people own the conversation, each customer message is mirrored to the desk's thread,
         # enqueued in the same batch as the message itself.
         mirror = None if ai_turn else self.desk.customer_message(conversation, message)
         try:
             await self.store.insert_message(message, present(mirror))
         except DuplicateMessage:
-            # A provider retry: store nothing, answer nothing. The numbers taken stay unused (seq may
-            # have gaps), and a conversation this retry reopened goes back to resolved.
+            # Two copies raced past the duplicate check: store nothing more. The numbers taken stay
+            # unused (seq may have gaps), and a conversation this copy reopened goes back to resolved.
             if conversation.get("prior_status") == "resolved" and conversation.get("reopened_at") == now:
                 await self.store.undo_reopen(conversation_id, now)
             existing = await self.store.message_by_key(inbound.idempotency_key)
@@ -187,6 +286,7 @@ class Ingest:
         conversation_id = conversation["_id"]
         cid = str(conversation_id)
         self.bus.publish(Typing(cid, "ai", True))
+        hold = TurnHold(self.store, customer["_id"], self.turn_lease_seconds, self._turns)
         try:
             context = Context.from_conversation(conversation)
             assessment = self.triage.assess(customer["text"], context)
@@ -262,6 +362,7 @@ class Ingest:
             self.bus.publish(Typing(cid, "ai", False))
             if not stored:
                 # A person took over meanwhile, or this message was already answered.
+                await self.store.settle_turn(customer["_id"])
                 log_event(log, "ai_reply_dropped", conversation_id=cid)
                 return
             log_event(
@@ -280,8 +381,12 @@ class Ingest:
             if decision.action == "handoff":
                 self.bus.publish(StatusChanged(cid, "waiting_for_agent"))
         except Exception:
-            log.exception("ai_turn_failed", extra={"conversation_id": cid})
+            # The message keeps its claim to an answer: once the hold lapses, the recovery sweep (or
+            # the customer's re-send) runs the turn again, in this process or another.
+            log.exception("ai_turn_failed", extra={"conversation_id": cid, "retry_after_s": self.turn_lease_seconds})
             self.bus.publish(Typing(cid, "ai", False))
+        finally:
+            hold.cancel()
 
     def _handoff_record(
         self, conversation: dict[str, Any], ref: ConversationRef, decision: Decision, reply: Reply | None, now: datetime
@@ -336,39 +441,6 @@ class Ingest:
         except Exception:
             log.exception("responder_failed", extra={"conversation_id": str(conversation_id)})
             return None
-
-    async def resume_unanswered(self, *, settle_seconds: float = 30.0, max_age_seconds: float = 900.0) -> int:
-        """Answer customer messages whose AI turn a stopped process never finished.
-
-        Runs at start. A message younger than `settle_seconds` may still be in another process's
-        hands; one older than `max_age_seconds` is stale, and a late answer would confuse more than
-        help. A duplicate answer is impossible: the reply's idempotency key is `ai:<message id>`.
-        """
-        now = utcnow()
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        cursor = self.store.conversations.find(
-            {
-                "status": "ai",
-                "last_customer_message_at": {
-                    "$gte": now - timedelta(seconds=max_age_seconds),
-                    "$lte": now - timedelta(seconds=settle_seconds),
-                },
-                "$expr": {"$gt": ["$last_customer_message_at", {"$ifNull": ["$last_ai_reply_at", epoch]}]},
-            }
-        )
-        resumed = 0
-        async for conversation in cursor:
-            customer = await self.store.messages.find_one(
-                {"conversation_id": conversation["_id"], "author": "customer"}, sort=[("seq", -1)]
-            )
-            if customer is None:
-                continue
-            log_event(log, "ai_turn_resumed", conversation_id=str(conversation["_id"]), seq=customer["seq"])
-            # The reply takes the number reserved for it when the customer's message was numbered.
-            turn = {**conversation, "seq": customer["seq"] + 1}
-            await self._ai_turn(ConversationRef.from_doc(conversation["ref"]), turn, customer)
-            resumed += 1
-        return resumed
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let AI turns in flight finish before shutdown."""

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     outbox_give_up_seconds: float = Field(86_400.0, gt=0)
     outbox_poll_seconds: float = Field(1.0, gt=0, le=60)
 
+    recovery_sweep_seconds: float = Field(5.0, gt=0, le=3600)
+    recovery_lease_seconds: float = Field(15.0, ge=1, le=3600)
+    recovery_max_age_hours: float = Field(24.0, gt=0, le=8760)
+    embedded_db_sync_on_commit: bool = True
+
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, InsertOne, ReturnDocument, UpdateOne
+from pymongo import (
+    ASCENDING,
+    DESCENDING,
+    AsyncMongoClient,
+    IndexModel,
+    InsertOne,
+    ReturnDocument,
+    UpdateOne,
+    WriteConcern,
+)
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, InvalidOperation, OperationFailure
 
@@ -77,6 +87,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("conversation_id", ASCENDING), ("seq", ASCENDING)], unique=True, name="conversation_seq"),
         # A provider retry or resent client message is a no-op.
         IndexModel([("idempotency_key", ASCENDING)], unique=True, name="idempotency_key_unique"),
+        # The recovery sweep: customer messages whose AI turn has not finished. Sparse, because the
+        # field exists only until the reply is written, so the index holds only turns in flight.
+        IndexModel([("awaiting_reply_since", ASCENDING)], sparse=True, name="awaiting_reply"),
     ],
     "outbox": [
         # The sweeper's query: due jobs.
@@ -89,10 +102,22 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# The fields a customer message carries while the AI owes it an answer (see Ingest.receive).
+TURN_FIELDS = ("awaiting_reply_since", "turn_lease_until")
+
+
+class _GuardFailed(Exception):
+    """The ownership guard of a reply did not hold: abort the transaction, write nothing."""
+
+
 class ConversationStore:
     def __init__(self, client: AsyncMongoClient, database: str) -> None:
         self.client = client
-        self.db: AsyncDatabase = client[database]
+        # Journaled: what a customer is told about (their message echoed, a reply sent) must survive
+        # the database being killed the moment after. The client's own w (majority, say) is kept.
+        w = client.write_concern.document.get("w")
+        self.write_concern = WriteConcern(w=w, j=True) if w is not None else WriteConcern(j=True)
+        self.db: AsyncDatabase = client.get_database(database, write_concern=self.write_concern)
         self.contacts = self.db.contacts
         self.conversations = self.db.conversations
         self.messages = self.db.messages
@@ -101,10 +126,16 @@ class ConversationStore:
         self.notes = self.db.notes
         self.desk_events = self.db.desk_events
         self._cross_collection_bulk = True
+        # Multi-document transactions need a replica set (or mongos); SecantusDB advertises one.
+        self.transactions = False
 
     async def ensure_indexes(self) -> None:
         for name, models in INDEXES.items():
             await self.db[name].create_indexes(models)
+        hello = await self.client.admin.command("hello")
+        self.transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+        if not self.transactions:
+            log_event(log, "transactions_unavailable", logging.WARNING, hint="a standalone server; use a replica set")
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")
@@ -262,21 +293,65 @@ class ConversationStore:
             raise
 
     async def insert_ordered(self, docs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Insert documents into several collections in order: one round trip with MongoDB 8's
-        bulkWrite, else one insert each. The first failure stops the rest either way."""
+        """Insert documents into several collections, all or none: in a transaction where the server
+        has them (MongoDB 8's bulkWrite inside it: two round trips), else in order, where the first
+        failure stops the rest."""
+        await self._write([("insert", name, dict(doc), None) for name, doc in docs])
+
+    async def _write(self, ops: Sequence[tuple[str, str, dict[str, Any], dict[str, Any] | None]]) -> None:
+        """Apply `ops` — ("insert", collection, document, None) or ("guard" | "update", collection,
+        filter, update) — in order, atomically where transactions exist.
+
+        A "guard" is an ownership check: an upsert on a filter that includes `_id`, which collides on
+        `_id` when the filter no longer matches, so the ordered batch stops at its first step (and a
+        transaction writes nothing). Raises _GuardFailed in that case.
+        """
+        if not self.transactions:
+            await self._apply(ops, None)
+            return
+        async with self.client.start_session() as session:
+
+            async def body(session: AsyncClientSession) -> None:
+                await self._apply(ops, session)
+
+            await session.with_transaction(body, write_concern=self.write_concern)
+
+    async def _apply(
+        self, ops: Sequence[tuple[str, str, dict[str, Any], dict[str, Any] | None]], session: AsyncClientSession | None
+    ) -> None:
         if self._cross_collection_bulk:
+            models = [
+                InsertOne(doc, namespace=self.db[name].full_name)
+                if kind == "insert"
+                else UpdateOne(doc, update, upsert=kind == "guard", namespace=self.db[name].full_name)
+                for kind, name, doc, update in ops
+            ]
             try:
                 await self.client.bulk_write(
-                    [InsertOne(dict(doc), namespace=self.db[name].full_name) for name, doc in docs], ordered=True
+                    models, ordered=True, session=session, write_concern=None if session else self.write_concern
                 )
                 return
+            except ClientBulkWriteException as exc:
+                errors = exc.write_errors or []
+                first = errors[0] if errors else {}
+                if ops and ops[0][0] == "guard" and first.get("idx") == 0 and first.get("code") == 11000:
+                    raise _GuardFailed from None
+                raise
             except (OperationFailure, InvalidOperation) as exc:
+                # The driver refuses before 8.0 (InvalidOperation); a server may answer code 59,
+                # CommandNotFound. Anything else is a real error.
                 if isinstance(exc, OperationFailure) and exc.code != 59:
                     raise
                 self._cross_collection_bulk = False
                 log_event(log, "bulk_write_unsupported_fallback")
-        for name, doc in docs:
-            await self.db[name].insert_one(dict(doc))
+        for kind, name, doc, update in ops:
+            if kind == "insert":
+                await self.db[name].insert_one(doc, session=session)
+                continue
+            assert update is not None
+            result = await self.db[name].update_one(doc, update, session=session)
+            if kind == "guard" and result.matched_count == 0:
+                raise _GuardFailed
 
     async def message_by_key(self, idempotency_key: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"idempotency_key": idempotency_key})
@@ -315,38 +390,60 @@ class ConversationStore:
         if answers is not None:
             guard["answered_message_id"] = {"$ne": answers}
             touch = {**touch, "answered_message_id": answers}
-        if self._cross_collection_bulk:
-            try:
-                await self.client.bulk_write(
-                    [
-                        UpdateOne(guard, {"$set": dict(touch)}, upsert=True, namespace=self.conversations.full_name),
-                        InsertOne(dict(message), namespace=self.messages.full_name),
-                        InsertOne(dict(job), namespace=self.outbox.full_name),
-                        *(InsertOne(dict(doc), namespace=self.db[name].full_name) for name, doc in extra),
-                    ],
-                    ordered=True,
-                )
-                return True
-            except ClientBulkWriteException as exc:
-                errors = exc.write_errors or []
-                if errors and errors[0].get("idx") == 0 and errors[0].get("code") == 11000:
-                    return False
-                raise
-            except (OperationFailure, InvalidOperation) as exc:
-                # The driver refuses before 8.0 (InvalidOperation); a server may answer code 59,
-                # CommandNotFound. Anything else is a real error.
-                if isinstance(exc, OperationFailure) and exc.code != 59:
-                    raise
-                self._cross_collection_bulk = False
-                log_event(log, "bulk_write_unsupported_fallback")
-        result = await self.conversations.update_one(guard, {"$set": dict(touch)})
-        if result.matched_count == 0:
+        ops: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = [
+            ("guard", "conversations", guard, {"$set": dict(touch)}),
+            ("insert", "messages", dict(message), None),
+            ("insert", "outbox", dict(job), None),
+            *(("insert", name, dict(doc), None) for name, doc in extra),
+        ]
+        if answers is not None:
+            # The customer's message is answered: the recovery sweep stops looking at it.
+            ops.append(("update", "messages", {"_id": answers}, {"$unset": dict.fromkeys(TURN_FIELDS, "")}))
+        try:
+            await self._write(ops)
+        except _GuardFailed:
             return False
-        await self.messages.insert_one(dict(message))
-        await self.outbox.insert_one(dict(job))
-        for name, doc in extra:
-            await self.db[name].insert_one(dict(doc))
         return True
+
+    # AI turns in flight (recovery: gateway/recovery.py)
+
+    async def claim_turn(self, message_id: Any, now: datetime, lease_seconds: float) -> bool:
+        """Take the AI turn of a customer message whose hold lapsed (its process died, or it failed).
+        One update by `_id`: of several processes sweeping, exactly one wins."""
+        result = await self.messages.update_one(
+            {"_id": message_id, "awaiting_reply_since": {"$ne": None}, "turn_lease_until": {"$lt": now}},
+            {"$set": {"turn_lease_until": now + timedelta(seconds=lease_seconds)}, "$inc": {"turn_attempts": 1}},
+        )
+        return result.modified_count == 1
+
+    async def renew_turn(self, message_id: Any, until: datetime) -> None:
+        await self.messages.update_one(
+            {"_id": message_id, "awaiting_reply_since": {"$ne": None}}, {"$set": {"turn_lease_until": until}}
+        )
+
+    async def settle_turn(self, message_id: Any) -> None:
+        """The AI owes this message nothing more (a person took over, or it was answered already)."""
+        await self.messages.update_one({"_id": message_id}, {"$unset": dict.fromkeys(TURN_FIELDS, "")})
+
+    async def lapsed_turns(self, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Customer messages still owed an answer whose hold has lapsed, oldest first (served by the
+        sparse `awaiting_reply` index: only turns in flight are in it)."""
+        cursor = self.messages.find({"awaiting_reply_since": {"$lte": now}, "turn_lease_until": {"$lt": now}}).sort(
+            "awaiting_reply_since", ASCENDING
+        )
+        return await cursor.limit(limit).to_list()
+
+    async def repair_seq(self, conversation_id: Any) -> int:
+        """Bring the conversation's counter up to its highest stored message, should it ever lag
+        (a database that lost its last writes): a number must never be given to two messages."""
+        top = await self.messages.find_one(
+            {"conversation_id": conversation_id}, projection={"seq": 1}, sort=[("seq", DESCENDING)]
+        )
+        highest = int(top["seq"]) if top else 0
+        result = await self.conversations.update_one({"_id": conversation_id}, {"$max": {"seq": highest}})
+        if result.modified_count:
+            log_event(log, "seq_counter_repaired", logging.WARNING, conversation_id=str(conversation_id), seq=highest)
+        return highest
 
 
 def _first_write_failed(exc: Exception) -> bool:

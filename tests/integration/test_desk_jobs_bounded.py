@@ -63,7 +63,9 @@ async def test_two_conversations_resolved_at_the_same_seq_both_get_their_cards_r
         assert await desk.click(ACTION_RESOLVE, cid, "U0SAM") == 200
     for cid in (first, second):
         channel, thread_ts = await desk.card(cid)
-        await eventually(lambda channel=channel, ts=thread_ts: "Resolved" in str(desk.slack.message(channel, ts).blocks))
+        await eventually(
+            lambda channel=channel, ts=thread_ts: "Resolved" in str(desk.slack.message(channel, ts).blocks)
+        )
         assert (await desk.conversation(cid))["status"] == "resolved"
     cards = await store.outbox.find({"message.extra.kind": "card"}).to_list()
     assert {c["message"]["conversation_id"] for c in cards} == {first, second}
