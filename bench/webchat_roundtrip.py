@@ -108,6 +108,7 @@ class Config:
     log_level: str
     mongodb_uri: str | None
     profile: bool
+    sync_on_commit: bool
     output: Path
     check: bool
     commit: str
@@ -351,7 +352,7 @@ async def run(config: Config) -> int:
         database: EmbeddedDatabase | None = None
         try:
             if config.mongodb_uri is None:
-                database = EmbeddedDatabase(work / "database")
+                database = EmbeddedDatabase(work / "database", sync_on_commit=config.sync_on_commit)
                 uri = await database.start()
                 database_pid = child_pid_running("secantusd")
             else:
@@ -503,6 +504,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default=os.environ.get("BENCH_PROFILE", "") not in ("", "0"),
         help="cProfile the gateway's measured window into bench/results/gateway.prof (BENCH_PROFILE=1)",
     )
+    parser.add_argument(
+        "--no-sync-on-commit",
+        action="store_true",
+        help="run the embedded SecantusDB without syncing its journal on every commit (the product's "
+        "EMBEDDED_DB_SYNC_ON_COMMIT=false), to measure what durability costs",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     args = parser.parse_args(argv)
@@ -525,6 +532,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         log_level=args.log_level,
         mongodb_uri=args.mongodb_uri,
         profile=args.profile,
+        sync_on_commit=not args.no_sync_on_commit,
         output=args.output,
         check=args.check,
         commit=source_commit(),

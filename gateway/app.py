@@ -36,7 +36,7 @@ from gateway.ingest import Ingest
 from gateway.logs import log_event
 from gateway.outbox import OutboxWorker, RetryPolicy
 from gateway.recovery import TurnRecovery
-from gateway.settings import Settings
+from gateway.settings import Settings, redact_url_credentials
 from gateway.store import ConversationStore, utcnow
 
 log = logging.getLogger("gateway.app")
@@ -69,12 +69,10 @@ def webchat_secret(settings: Settings) -> bytes:
     """WEBCHAT_SECRET, or one generated once and kept in the data dir so sessions survive restarts."""
     if settings.webchat_secret is not None:
         return settings.webchat_secret.get_secret_value().encode()
-    path = Path(settings.gateway_data_dir) / "webchat-secret"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip().encode()
+    from gateway.data_dir import create_once
+
+    # 0600 from the start, and atomic: two processes starting on one data dir agree on one key.
+    return create_once(Path(settings.gateway_data_dir) / "webchat-secret", secrets.token_urlsafe(48)).strip().encode()
 
 
 def build_responder(settings: Settings) -> Responder:
@@ -104,6 +102,7 @@ def build_app(
 ) -> web.Application:
     runtime = Runtime(settings=settings, responder=responder)
     app = web.Application(client_max_size=1024 * 1024)
+    app.on_response_prepare.append(hide_server_version)
     app[RUNTIME] = runtime
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -189,7 +188,7 @@ def build_app(
         log_event(
             log,
             "gateway_ready",
-            url=settings.base_url,
+            url=redact_url_credentials(settings.base_url),
             responder=runtime.responder.name,
             database="embedded" if runtime.embedded else "external",
             worker=runtime.outbox.worker_id,
@@ -199,7 +198,7 @@ def build_app(
         finally:
             await runtime.recovery.stop()
             await runtime.handoffs.stop()
-            webchat.hub.close_all()
+            await webchat.stop()
             await runtime.ingest.drain()
             await runtime.outbox.stop()
             if slack is not None:
@@ -209,10 +208,8 @@ def build_app(
                 await close()  # the model client's connection pool
 
     # Routes must exist before the app starts; the channel gets its store and ingest at start-up.
-    webchat = WebchatChannel(
-        TokenSigner(webchat_secret(settings), settings.webchat_token_ttl_days * 86_400),
-        max_text=settings.webchat_max_text,
-        allowed_origins=settings.allowed_origins,
+    webchat = WebchatChannel.from_settings(
+        TokenSigner(webchat_secret(settings), settings.webchat_token_ttl_days * 86_400), settings
     )
     runtime.webchat = webchat
     webchat.add_routes(app)
@@ -229,6 +226,11 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
+
+
+async def hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp sends "Server: Python/3.11 aiohttp/3.x" by default: versions help only an attacker.
+    response.headers["Server"] = "support-gateway"
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.settings import Settings, SettingsError, env_file_path, load_settings
+from gateway.settings import Settings, SettingsError, env_file_path, load_settings, redact_url_credentials
 
 if TYPE_CHECKING:
     from agent_bridge.ai.rules import RoutingRules
@@ -94,13 +94,14 @@ def validated_settings() -> tuple[Settings | None, list[str], list[str]]:
 def print_problems(header: str, problems: list[str]) -> None:
     print(header, file=sys.stderr)
     for problem in problems:
-        print(f"  - {problem}", file=sys.stderr)
+        print(f"  - {redact_url_credentials(problem)}", file=sys.stderr)
 
 
 def check_config() -> int:
     _, enabled, problems = validated_settings()
+    # PUBLIC_BASE_URL, OPENAI_BASE_URL and SLACK_API_URL may carry user:password; the terminal gets ***.
     for line in enabled:
-        print(f"  ok  {line}")
+        print(f"  ok  {redact_url_credentials(line)}")
     if problems:
         print_problems(f"{len(problems)} problem(s) found:", problems)
         return 2
@@ -129,7 +130,11 @@ def serve() -> int:
         print_problems("The gateway cannot start; fix these settings:", problems)
         return 2
     configure_logging(settings.log_level)
-    print(f"Support gateway on {settings.base_url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(
+        f"Support gateway on {redact_url_credentials(settings.base_url)}/  (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
     web.run_app(
         build_app(settings),
         host=settings.gateway_host,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from gateway.data_dir import open_private_append, private_dir
 from gateway.logs import log_event
 
 log = logging.getLogger("gateway.embedded_db")
@@ -51,6 +53,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
+def _child_setup() -> None:
+    """Runs in the database's process before it starts: owner-only files, and it goes when the gateway goes."""
+    os.umask(0o077)  # the storage engine's data and journal files: 0600, like the rest of the data dir
+    _die_with_parent()
+
+
 class EmbeddedDatabase:
     def __init__(
         self, data_dir: Path, host: str = "127.0.0.1", port: int | None = None, *, sync_on_commit: bool = True
@@ -76,8 +84,9 @@ class EmbeddedDatabase:
                 "run `make run` (installs it), or `pip install 'support-gateway[embedded]'`, "
                 "or set MONGODB_URI to a MongoDB server"
             )
-        self.storage.mkdir(parents=True, exist_ok=True)
-        log_file = self.log_path.open("ab")
+        private_dir(self.storage.parent)
+        private_dir(self.storage)
+        log_file = os.fdopen(open_private_append(self.log_path), "ab")
         try:
             # A new session: Ctrl-C in the terminal reaches the gateway only, which then stops the
             # database itself after the last write, not in the middle of one.
@@ -96,7 +105,7 @@ class EmbeddedDatabase:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_child_setup,
             )
         finally:
             log_file.close()

@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -266,16 +267,30 @@ class FileStore:
 
     # storing and reading
 
-    async def put(self, data: bytes, *, name: str, content_type: str, conversation_id: str, source: str) -> Attachment:
-        """Check, then store. `source` is who sent it: "customer" or "agent"."""
+    async def put(
+        self,
+        data: bytes,
+        *,
+        name: str,
+        content_type: str,
+        conversation_id: str,
+        source: str,
+        unattached: bool = False,
+    ) -> Attachment:
+        """Check, then store. `source` is who sent it: "customer" or "agent".
+
+        `unattached`: an upload no message names yet; it expires unless `owned_attachments` claims it.
+        """
         verified = check_file(name, content_type, data, self.policy)
         stored_name = fit_extension(safe_name(name), verified)
-        metadata = {
+        metadata: dict[str, Any] = {
             "conversation_id": conversation_id,
             "source": source,
             "content_type": verified,
             "sha256": hashlib.sha256(data).hexdigest(),
         }
+        if unattached:
+            metadata["unattached_since"] = datetime.now(UTC)
         oid = await self.bucket.upload_from_stream(stored_name, data, metadata=metadata)
         file_id = str(oid)
         log_event(log, "file_stored", file_id=file_id, conversation_id=conversation_id, size=len(data), type=verified)
@@ -319,7 +334,26 @@ class FileStore:
             if doc is None or (doc.get("metadata") or {}).get("conversation_id") != conversation_id:
                 raise FileRejected(f"file {file_id[:40]} was not uploaded to this conversation", code="not_found")
             result.append(self.attachment_from(doc))
+        # Claimed: they no longer expire. Counting the matches catches a file the expiry sweep deleted
+        # between the read above and this write (its delete and this update are each atomic per file).
+        claimed = await self._files.update_many(
+            {"_id": {"$in": oids}, "metadata.conversation_id": conversation_id},
+            {"$unset": {"metadata.unattached_since": ""}},
+        )
+        if claimed.matched_count != len(oids):
+            raise FileRejected("a file in this message has expired; upload it again", code="not_found")
         return tuple(result)
+
+    async def delete_unattached(self, older_than: datetime) -> int:
+        """Deletes uploads no message claimed since before `older_than`; how many went."""
+        expired = {"metadata.unattached_since": {"$lt": older_than}}
+        deleted = 0
+        async for doc in self._files.find(expired, {"_id": 1}).limit(1000):
+            # The condition is checked again in the delete: a message that claimed it meanwhile keeps it.
+            if (await self._files.delete_one({"_id": doc["_id"], **expired})).deleted_count:
+                await self._db[f"{BUCKET}.chunks"].delete_many({"files_id": doc["_id"]})  # type: ignore[index]
+                deleted += 1
+        return deleted
 
     async def read(self, file_id: str) -> tuple[dict[str, Any], bytes]:
         """The file's document and its bytes; FileRejected(code="not_found") when there is none."""

@@ -6,6 +6,7 @@ by `gateway check-config` and at start, so a manager editing an env file sees ex
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -54,6 +55,14 @@ class Settings(BaseSettings):
     webchat_token_ttl_days: int = Field(30, ge=1, le=3650)
     webchat_allowed_origins: str = "*"
     webchat_max_text: int = Field(4000, ge=1, le=100_000)
+    webchat_rate_max_messages: int = Field(20, ge=1, le=10_000_000)
+    webchat_rate_window_seconds: float = Field(10.0, gt=0, le=3600)
+    webchat_max_sockets_per_conversation: int = Field(10, ge=1, le=1000)
+    webchat_sessions_per_ip_per_hour: int = Field(30, ge=1, le=10_000_000)
+    webchat_empty_session_ttl_hours: float = Field(24.0, gt=0, le=8760)
+    webchat_unattached_upload_ttl_hours: float = Field(24.0, gt=0, le=8760)
+    webchat_demo_page: bool = True
+    trusted_proxies: str = ""
 
     outbox_lease_seconds: float = Field(30.0, gt=0, le=3600)
     outbox_backoff_base_seconds: float = Field(1.0, gt=0, le=3600)
@@ -118,6 +127,18 @@ class Settings(BaseSettings):
             raise ValueError(f"must start with {prefix} (Slack app settings → {_SLACK_WHERE[info.field_name or '']})")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for item in (t.strip() for t in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR range like 10.0.0.0/8") from None
+        return value
+
     @field_validator("files_allowed_types")
     @classmethod
     def _media_types(cls, value: str) -> str:
@@ -161,6 +182,11 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.gateway_port}"
 
     @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        items = (t.strip() for t in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(t, strict=False) for t in items if t)
+
+    @property
     def allowed_origins(self) -> frozenset[str]:
         return frozenset(o.strip().rstrip("/") for o in self.webchat_allowed_origins.split(",") if o.strip())
 
@@ -182,6 +208,16 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError(describe_errors(exc)) from None
 
 
+# scheme://userinfo@ : the userinfo runs to the last "@" before the path, so a password with an
+# unescaped "@" in it (mongodb://app:p@ss@db) is hidden whole, not cut at its first "@".
+_URL_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/?#]*@")
+
+
+def redact_url_credentials(text: str) -> str:
+    """`text` with the user:password of every URL in it replaced by `***`, for terminals and logs."""
+    return _URL_USERINFO.sub(r"\1***@", text)
+
+
 def describe_errors(exc: ValidationError) -> list[str]:
     problems = []
     for error in exc.errors():
@@ -191,5 +227,7 @@ def describe_errors(exc: ValidationError) -> list[str]:
         # Never echo secrets back into a terminal or log.
         if any(word in name for word in ("SECRET", "KEY", "TOKEN", "URI")):
             shown = None
-        problems.append(f"{name}: {message}" + (f" (got {shown!r})" if isinstance(shown, str | int) else ""))
+        problems.append(
+            redact_url_credentials(f"{name}: {message}" + (f" (got {shown!r})" if isinstance(shown, str | int) else ""))
+        )
     return problems

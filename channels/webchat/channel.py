@@ -3,37 +3,48 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
-import time
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from channels.webchat import access_log
 from channels.webchat.adapter import CHANNEL, WebchatAdapter
+from channels.webchat.client_ip import Network, client_address, limit_key
+from channels.webchat.expiry import Expiry
 from channels.webchat.frames import error_frame, message_frame, revision_frame
 from channels.webchat.hub import Connection, WebchatHub
+from channels.webchat.limits import KeyedLimiters, RateLimiter, WebchatLimits
 from channels.webchat.tokens import InvalidToken, Session, TokenSigner
 from gateway.events import Event, MessageStored, StatusChanged, Typing
 from gateway.files import FileRejected, FileStore, human_size, safe_name
 from gateway.ingest import Ingest
 from gateway.logs import log_event
 from gateway.models import Attachment, ConversationRef, Identity, InboundMessage
-from gateway.store import ConversationStore, parse_id
+from gateway.settings import Settings
+from gateway.store import ConversationStore, parse_id, utcnow
 
 log = logging.getLogger("channels.webchat")
 
 STATIC = Path(__file__).parent / "static"
 MAX_FRAME_BYTES = 64 * 1024
+# How far back a reconnect replays messages at or below its after_seq: longer than an AI turn may take
+# (AI_TIMEOUT_SECONDS plus its hold), after which a late reply takes a new, higher number instead.
+LATE_REPLY_WINDOW = timedelta(minutes=5)
 # Above this aiohttp closes the socket (1009); between the two we answer with an error frame.
 HARD_FRAME_LIMIT = 256 * 1024
 MAX_CLIENT_MSG_ID = 100
-RATE_WINDOW_SECONDS, RATE_MAX_MESSAGES = 10.0, 20
 # Uploads are heavier than messages: fewer, per conversation (so a second tab shares the budget).
 UPLOAD_WINDOW_SECONDS, UPLOAD_MAX_FILES = 60.0, 10
 MAX_ATTACHMENTS = 5
@@ -44,27 +55,42 @@ MULTIPART_OVERHEAD = 16 * 1024
 # What a refused file answers over HTTP.
 REJECTION_STATUS = {"empty_file": 400, "file_too_large": 413, "unsupported_type": 415, "type_mismatch": 415}
 CLOSE_BAD_TOKEN, CLOSE_BAD_REQUEST, CLOSE_ORIGIN = 4401, 4400, 4403
+# ASCII digits only: Python's int() also takes "1_0", "+3", " 3" and other scripts' digits ("٣").
+AFTER_SEQ = re.compile(r"[0-9]{1,19}")
+MAX_SEQ = 2**63 - 1  # a BSON int64
+SESSION_WINDOW_SECONDS = 3600.0
+DEFAULT_LIMITS = WebchatLimits()
+# Security headers of the gateway's own pages (the widget itself runs on other sites' pages).
+STATIC_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-class RateLimiter:
-    """A sliding window per connection: a stuck client or a script can't flood a conversation."""
+def _inline_script_hashes(html: str) -> str:
+    """CSP hashes of the demo page's inline scripts, so its CSP needs no 'unsafe-inline' for scripts."""
+    scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts)
 
-    def __init__(self, window: float = RATE_WINDOW_SECONDS, limit: int = RATE_MAX_MESSAGES) -> None:
-        self.window = window
-        self.limit = limit
-        self._times: list[float] = []
 
-    def allow(self) -> bool:
-        now = time.monotonic()
-        self._times = [t for t in self._times if now - t < self.window]
-        if len(self._times) >= self.limit:
-            return False
-        self._times.append(now)
-        return True
+def demo_page_csp(html: str) -> str:
+    # style-src needs 'unsafe-inline': the page has a <style> block and the widget injects its own CSS.
+    # connect-src 'self' covers the same-origin ws:/wss: URL (CSP Level 3).
+    return (
+        f"default-src 'none'; script-src 'self' {_inline_script_hashes(html)}; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    )
 
-    def idle(self) -> bool:
-        now = time.monotonic()
-        return all(now - t >= self.window for t in self._times)
+
+def well_formed(text: str) -> bool:
+    """False for strings holding lone surrogates (half an emoji, e.g. JSON "\ud83d"): BSON cannot store them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def repaired(text: str) -> str:
+    """Lone surrogates replaced by U+FFFD, e.g. in a header aiohttp decoded with surrogateescape."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +111,40 @@ class WebchatChannel:
         *,
         max_text: int = 4000,
         allowed_origins: frozenset[str] = frozenset({"*"}),
+        limits: WebchatLimits = DEFAULT_LIMITS,
+        trusted_proxies: tuple[Network, ...] = (),
+        demo_page: bool = True,
     ) -> None:
         self.signer = signer
         self.max_text = max_text
         self.allowed_origins = allowed_origins
-        self.hub = WebchatHub()
+        self.limits = limits
+        self.trusted_proxies = trusted_proxies
+        self.demo_page_enabled = demo_page
+        self.hub = WebchatHub(limits.max_sockets_per_conversation)
         self.adapter = WebchatAdapter(self.hub, max_text=max_text)
-        self._upload_limits: dict[str, RateLimiter] = {}
+        self._upload_limits = KeyedLimiters(UPLOAD_WINDOW_SECONDS, UPLOAD_MAX_FILES)
+        # Per conversation, not per socket: ten tabs on one conversation share one budget.
+        self._message_limits = KeyedLimiters(limits.rate_window_seconds, limits.rate_max_messages)
+        self._session_limits = KeyedLimiters(SESSION_WINDOW_SECONDS, limits.sessions_per_ip_per_hour)
+        self.expiry: Expiry | None = None
+        index = (STATIC / "index.html").read_text(encoding="utf-8")
+        self._demo_headers = {
+            **STATIC_HEADERS,
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": demo_page_csp(index),
+        }
+
+    @classmethod
+    def from_settings(cls, signer: TokenSigner, settings: Settings) -> WebchatChannel:
+        return cls(
+            signer,
+            max_text=settings.webchat_max_text,
+            allowed_origins=settings.allowed_origins,
+            limits=WebchatLimits.from_settings(settings),
+            trusted_proxies=settings.trusted_proxy_networks,
+            demo_page=settings.webchat_demo_page,
+        )
 
     def attach(self, store: ConversationStore, ingest: Ingest, files: FileStore | None = None) -> None:
         """Routes are added when the app is built; the database exists only once the app starts.
@@ -101,8 +154,24 @@ class WebchatChannel:
         self.store = store
         self.ingest = ingest
         self.files = files
+        self.expiry = Expiry(
+            store,
+            files,
+            channel=CHANNEL,
+            empty_session_ttl=self.limits.empty_session_ttl_seconds,
+            unattached_upload_ttl=self.limits.unattached_upload_ttl_seconds,
+            is_live=self.hub.has,
+        )
+        self.expiry.start()
+
+    async def stop(self) -> None:
+        """At shutdown: stop the expiry sweep and close every socket (clients reconnect elsewhere)."""
+        if self.expiry is not None:
+            await self.expiry.stop()
+        self.hub.close_all()
 
     def add_routes(self, app: web.Application) -> None:
+        access_log.install()
         app.router.add_get("/", self.demo_page)
         app.router.add_get("/webchat/widget.js", self.widget)
         app.router.add_post("/webchat/sessions", self.create_session)
@@ -128,13 +197,16 @@ class WebchatChannel:
 
     # static
 
-    async def demo_page(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    async def demo_page(self, request: web.Request) -> web.StreamResponse:
+        if not self.demo_page_enabled:  # WEBCHAT_DEMO_PAGE=false: the widget and protocol stay up
+            raise web.HTTPNotFound(text="Not found", headers=STATIC_HEADERS)
+        return web.FileResponse(STATIC / "index.html", headers=self._demo_headers)
 
     async def widget(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(
             STATIC / "widget.js",
             headers={
+                **STATIC_HEADERS,
                 "Cache-Control": "public, max-age=300",
                 "Content-Type": "text/javascript; charset=utf-8",
             },
@@ -166,23 +238,39 @@ class WebchatChannel:
 
     async def create_session(self, request: web.Request) -> web.Response:
         headers = self._cors_headers(request)
+
+        def refuse(message: str) -> web.Response:
+            log_event(log, "webchat_session_refused", reason=message)
+            return web.json_response({"error": "bad_request", "message": message}, status=400, headers=headers)
+
         if not self._origin_allowed(request):
             return web.json_response({"error": "origin_not_allowed"}, status=403)
+        client = limit_key(client_address(request, self.trusted_proxies))
+        limiter = self._session_limits.get(client)
+        if not limiter.allow():
+            log_event(log, "webchat_session_rate_limited", logging.WARNING, client=client)
+            response = web.json_response(
+                {"error": "rate_limited", "message": "Too many new chats from this address; try again later."},
+                status=429,
+                headers=headers,
+            )
+            response.headers["Retry-After"] = str(max(1, int(limiter.retry_after() + 0.999)))
+            return response
         name = email = ""
         if request.can_read_body:
             try:
                 body = await request.json()
             except (json.JSONDecodeError, UnicodeDecodeError):
                 body = None
+            except RecursionError:  # JSON nested thousands deep: json.loads gives up with RecursionError
+                return refuse("body is nested too deeply")
             if body is not None and not isinstance(body, dict):
-                return web.json_response(
-                    {"error": "bad_request", "message": "body must be a JSON object"},
-                    status=400,
-                    headers=headers,
-                )
+                return refuse("body must be a JSON object")
             body = body or {}
             name = str(body.get("name") or "")[:200]
             email = str(body.get("email") or "")[:320]
+            if not (well_formed(name) and well_formed(email)):
+                return refuse("name and email must be valid Unicode text")
         visitor_id = uuid.uuid4().hex
         contact_id = await self.store.resolve_contact(Identity(CHANNEL, visitor_id, name=name, email=email))
         conversation = await self.store.create_conversation(ConversationRef(CHANNEL, visitor_id), contact_id)
@@ -206,10 +294,7 @@ class WebchatChannel:
             return None
 
     def _upload_limiter(self, conversation_id: str) -> RateLimiter:
-        if len(self._upload_limits) > 10_000:
-            # Forget conversations that have not uploaded within the window; keeps memory bounded.
-            self._upload_limits = {k: v for k, v in self._upload_limits.items() if not v.idle()}
-        return self._upload_limits.setdefault(conversation_id, RateLimiter(UPLOAD_WINDOW_SECONDS, UPLOAD_MAX_FILES))
+        return self._upload_limits.get(conversation_id)
 
     async def file_policy(self, request: web.Request) -> web.Response:
         """What the widget may offer in its file picker; the upload itself is checked again anyway."""
@@ -250,28 +335,36 @@ class WebchatChannel:
             return refuse(413, "file_too_large", too_large)  # refused before reading a byte of it
         if request.content_type != "multipart/form-data":
             return refuse(400, "bad_request", "send multipart/form-data with one field named file")
+        unreadable = "the multipart body could not be read"
         try:
             reader = await request.multipart()
             part = await reader.next()
-        except ValueError:
-            return refuse(400, "bad_request", "the multipart body could not be read")
-        if not isinstance(part, BodyPartReader) or part.name != "file":
-            return refuse(400, "bad_request", "send multipart/form-data with one field named file")
-        # Browsers escape `"` and line breaks in multipart names as %22/%0D/%0A, some clients escape all.
-        name = unquote(part.filename or "") or "file"
-        data = bytearray()
-        # Read in chunks and stop at the cap: the whole upload is never held if it is too big.
-        while chunk := await part.read_chunk(UPLOAD_READ_CHUNK):
-            data += chunk
-            if len(data) > max_bytes:
-                return refuse(413, "file_too_large", f"{safe_name(name)}: {too_large}")
+            if not isinstance(part, BodyPartReader) or part.name != "file":
+                return refuse(400, "bad_request", "send multipart/form-data with one field named file")
+            # Browsers escape `"` and line breaks in multipart names as %22/%0D/%0A, some clients escape all.
+            # Header bytes that are not UTF-8 arrive as lone surrogates (surrogateescape): GridFS could not store them.
+            name = repaired(unquote(part.filename or "")) or "file"
+            declared_type = repaired(part.headers.get(hdrs.CONTENT_TYPE, ""))
+            data = bytearray()
+            # Read in chunks and stop at the cap: the whole upload is never held if it is too big.
+            while chunk := await part.read_chunk(UPLOAD_READ_CHUNK):
+                data += chunk
+                if len(data) > max_bytes:
+                    return refuse(413, "file_too_large", f"{safe_name(name)}: {too_large}")
+        except (ValueError, HttpProcessingError) as exc:
+            # A broken boundary raises ValueError; a part header with a NUL, CR or LF in it, InvalidHeader.
+            log_event(
+                log, "webchat_upload_unreadable", conversation_id=session.conversation_id, error=type(exc).__name__
+            )
+            return refuse(400, "bad_request", unreadable)
         try:
             attachment = await self.files.put(
                 bytes(data),
                 name=name,
-                content_type=part.headers.get(hdrs.CONTENT_TYPE, ""),
+                content_type=declared_type,
                 conversation_id=session.conversation_id,
                 source="customer",
+                unattached=True,
             )
         except FileRejected as exc:
             log_event(log, "webchat_file_refused", conversation_id=session.conversation_id, code=exc.code)
@@ -305,12 +398,13 @@ class WebchatChannel:
         except InvalidToken as exc:
             await ws.close(code=CLOSE_BAD_TOKEN, message=str(exc).encode())
             return ws
-        try:
-            after_seq = int(request.query.get("after_seq", "0"))
-            if after_seq < 0:
-                raise ValueError
-        except ValueError:
-            await ws.close(code=CLOSE_BAD_REQUEST, message=b"after_seq must be a non-negative integer")
+        raw_seq = request.query.get("after_seq", "0")
+        after_seq = int(raw_seq) if AFTER_SEQ.fullmatch(raw_seq) else -1
+        if not 0 <= after_seq <= MAX_SEQ:
+            log_event(log, "webchat_bad_after_seq", conversation_id=session.conversation_id)
+            await ws.close(
+                code=CLOSE_BAD_REQUEST, message=b"after_seq must be an integer from 0 to 2^63-1 in ASCII digits"
+            )
             return ws
         conversation_oid = parse_id(session.conversation_id)
         conversation = await self.store.get_conversation(conversation_oid) if conversation_oid else None
@@ -319,11 +413,25 @@ class WebchatChannel:
             return ws
 
         connection = Connection(ws, session.conversation_id, after_seq)
-        self.hub.add(connection)  # before reading history, so nothing stored meanwhile slips through
+        # Before reading history, so nothing stored meanwhile slips through. Past the cap the oldest
+        # sockets of this conversation are closed with 4409: a reload's new socket must always win.
+        if replaced := self.hub.add(connection):
+            log_event(log, "webchat_sockets_replaced", conversation_id=session.conversation_id, count=len(replaced))
         writer = asyncio.create_task(connection.write_forever())
         try:
             connection.offer({"type": "status", "status": conversation["status"]})
             history = await self.store.messages_after(conversation_oid, after_seq, limit=10_000)
+            if after_seq:
+                # A reply takes its number when the customer's message is numbered, so it can be stored
+                # after a later message the client already holds (seq > the reply's): replay what was
+                # stored lately at or below after_seq too. Clients keep one copy per seq.
+                history += await self.store.messages.find(
+                    {
+                        "conversation_id": conversation_oid,
+                        "seq": {"$lte": after_seq},
+                        "created_at": {"$gte": utcnow() - LATE_REPLY_WINDOW},
+                    }
+                ).to_list()
             connection.replay([message_frame(m) for m in history])
             if after_seq:
                 # Messages the client already holds that an agent edited or deleted while it was away.
@@ -333,10 +441,9 @@ class WebchatChannel:
                 for frame in filter(None, map(revision_frame, revised)):
                     connection.offer(frame)
             ref = ConversationRef.from_doc(conversation["ref"])
-            limiter = RateLimiter()
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_frame(connection, ref, msg.data, limiter)
+                    await self._on_frame(connection, ref, msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     connection.offer(error_frame("bad_frame", "frames must be JSON text"))
                 elif msg.type == WSMsgType.ERROR:
@@ -350,13 +457,20 @@ class WebchatChannel:
                 writer.cancel()
         return ws
 
-    async def _on_frame(self, connection: Connection, ref: ConversationRef, data: str, limiter: RateLimiter) -> None:
+    async def _on_frame(self, connection: Connection, ref: ConversationRef, data: str) -> None:
         parsed = self._validate(data)
         if isinstance(parsed, dict):
+            log_event(log, "webchat_frame_refused", conversation_id=connection.conversation_id, code=parsed["code"])
             connection.offer(parsed)
             return
-        if not limiter.allow():
-            connection.offer(error_frame("rate_limited", "Too many messages; wait a few seconds."))
+        if not self._message_limits.get(connection.conversation_id).allow():
+            log_event(log, "webchat_rate_limited", logging.DEBUG, conversation_id=connection.conversation_id)
+            connection.offer(
+                {
+                    **error_frame("rate_limited", "Too many messages; wait a few seconds."),
+                    "client_msg_id": parsed.client_msg_id,
+                }
+            )
             return
         attachments: tuple[Attachment, ...] = ()
         if parsed.file_ids:
@@ -383,29 +497,45 @@ class WebchatChannel:
             connection.offer({**message_frame(result.message), "_ack": True})
 
     def _validate(self, data: str) -> dict[str, Any] | ClientMessage:
-        if len(data.encode()) > MAX_FRAME_BYTES:
+        """The message, or the error frame refusing it. Nothing is written before this passes.
+
+        Refusals of a frame whose client_msg_id can be read carry it, so a client stops resending that
+        message. It is echoed even when it holds lone surrogates: JSON escapes them (\\ud83d), and a
+        JavaScript client parses the escape back into the very string it sent.
+        """
+        if len(data.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
             return error_frame("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
         try:
             frame = json.loads(data)
         except json.JSONDecodeError:
             return error_frame("bad_frame", "frame is not valid JSON")
+        except RecursionError:  # "[[[[...": json.loads recurses once per level
+            return error_frame("bad_frame", "frame is nested too deeply")
         if not isinstance(frame, dict) or frame.get("type") != "message":
             return error_frame("bad_frame", 'expected {"type": "message", "text": ..., "client_msg_id": ...}')
         text, client_msg_id = frame.get("text"), frame.get("client_msg_id")
-        if not isinstance(text, str):
-            return error_frame("bad_frame", "text must be a string")
         if not isinstance(client_msg_id, str) or not 1 <= len(client_msg_id) <= MAX_CLIENT_MSG_ID:
             return error_frame("bad_frame", f"client_msg_id must be a string of 1-{MAX_CLIENT_MSG_ID} characters")
+
+        def refuse(code: str, message: str) -> dict[str, Any]:
+            return {**error_frame(code, message), "client_msg_id": client_msg_id}
+
+        if not well_formed(client_msg_id):
+            return refuse("bad_frame", "client_msg_id must be valid Unicode text (it holds a lone surrogate)")
+        if not isinstance(text, str):
+            return refuse("bad_frame", "text must be a string")
+        if not well_formed(text):
+            return refuse("malformed_text", "text holds a lone surrogate (half of an emoji?); it cannot be stored")
         file_ids = self._file_ids(frame.get("attachments", []))
         if file_ids is None:
-            return error_frame(
+            return refuse(
                 "bad_frame", f'attachments must be a list of at most {MAX_ATTACHMENTS} {{"file_id": ...}} objects'
             )
         text = text.strip()
         if not text and not file_ids:  # a file on its own is a message; nothing at all is not
-            return error_frame("empty_text", "text is empty")
+            return refuse("empty_text", "text is empty")
         if len(text) > self.max_text:
-            return error_frame("text_too_long", f"text is limited to {self.max_text} characters")
+            return refuse("text_too_long", f"text is limited to {self.max_text} characters")
         return ClientMessage(text, client_msg_id, file_ids)
 
     @staticmethod

@@ -21,7 +21,7 @@ from tests.integration.test_slack_bridge import (  # noqa: F401  (fixtures used 
 )
 
 
-async def test_one_agent_reply_costs_one_reaction_and_one_receipt(desk: Desk) -> None:
+async def test_one_agent_reply_costs_one_reaction_and_one_receipt(desk: Desk) -> None:  # noqa: F811
     """A receipt job's own delivery must not ask for a receipt of the receipt (an endless chain)."""
     cid, ws, _ = await webchat_handoff(desk)
     channel, thread_ts = await desk.card(cid)
@@ -48,7 +48,7 @@ async def test_one_agent_reply_costs_one_reaction_and_one_receipt(desk: Desk) ->
     await ws.close()
 
 
-async def test_two_conversations_resolved_at_the_same_seq_both_get_their_cards_redrawn(desk: Desk) -> None:
+async def test_two_conversations_resolved_at_the_same_seq_both_get_their_cards_redrawn(desk: Desk) -> None:  # noqa: F811
     """Desk job keys name their conversation: `resolve` at seq N in two conversations are two jobs."""
     first, ws1, _ = await webchat_handoff(desk)
     second, ws2, _ = await webchat_handoff(desk)

@@ -109,3 +109,42 @@ def test_a_wrong_routing_file_stops_check_config_and_the_server(tmp_path: Path) 
         result = run_gateway(*args, env_file=env_file)
         assert result.returncode == 2
         assert f"{rules}: queues[1].sla_minutes:" in result.stderr, result.stderr
+
+
+def test_redact_url_credentials_hides_every_urls_user_and_password() -> None:
+    from gateway.settings import redact_url_credentials
+
+    assert redact_url_credentials("mongodb://app:s3cret@db:27017/x") == "mongodb://***@db:27017/x"
+    assert (
+        redact_url_credentials("at https://app:p@ss@h/v1 and http://tok@b/") == "at https://***@h/v1 and http://***@b/"
+    )
+    assert redact_url_credentials("http://host/path?mail=a@b.example") == "http://host/path?mail=a@b.example"
+    assert redact_url_credentials("no url: user:pw@host") == "no url: user:pw@host"
+
+
+def test_check_config_never_prints_credentials_in_urls(tmp_path: Path) -> None:
+    env_file = tmp_path / "creds.env"
+    env_file.write_text(
+        f"GATEWAY_DATA_DIR={tmp_path / 'data'}\n"
+        "PUBLIC_BASE_URL=https://site:pw-public@support.example\n"
+        "OPENAI_BASE_URL=https://model:pw-openai@models.example/v1\n"
+        "SLACK_BOT_TOKEN=xoxb-1-2-3\nSLACK_SIGNING_SECRET=0123456789abcdef\nSLACK_DEFAULT_CHANNEL=#support\n"
+        "SLACK_API_URL=https://proxy:pw-slack@slack.example/api/\n"
+    )
+    result = run_gateway("check-config", env_file=env_file)
+    output = result.stdout + result.stderr
+    assert "models.example" in output and "slack.example" in output and "support.example" in output, output
+    for password in ("pw-public", "pw-openai", "pw-slack"):
+        assert password not in output, output
+    assert "https://***@models.example/v1" in output
+
+
+def test_a_wrong_url_setting_is_reported_without_its_credentials(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad-url.env"
+    env_file.write_text("OPENAI_BASE_URL=https://model:pw-openai@\nPUBLIC_BASE_URL=ftp://site:pw-public@x.example\n")
+    for args in (("check-config",), ()):
+        result = run_gateway(*args, env_file=env_file)
+        assert result.returncode == 2
+        assert "OPENAI_BASE_URL:" in result.stderr and "PUBLIC_BASE_URL:" in result.stderr, result.stderr
+        assert "pw-openai" not in result.stderr and "pw-public" not in result.stderr, result.stderr
+        assert "ftp://***@x.example" in result.stderr, result.stderr

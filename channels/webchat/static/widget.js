@@ -40,7 +40,12 @@
     empty_text: "An empty message can't be sent.",
     bad_frame: 'Something went wrong sending your message.',
     bad_attachment: "A file in that message isn't available any more, so the message wasn't sent.",
+    malformed_text: "That message has a broken character (half an emoji?), so it wasn't sent.",
   };
+  // Refusals the server repeats however often a message is resent: give up on that message.
+  const FINAL_ERRORS = ['text_too_long', 'empty_text', 'bad_frame', 'bad_attachment', 'malformed_text'];
+  // A newer socket of this conversation (another tab) took this one's place: wait for the customer.
+  const CLOSE_REPLACED = 4409;
 
   // ---------------------------------------------------------------- locate our script tag
 
@@ -150,6 +155,12 @@
     b[8] = (b[8] & 0x3f) | 0x80;
     const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  // A client_msg_id the server can store and echo: a non-empty string without lone surrogates
+  // (uuid() never makes one; an outbox edited or corrupted in localStorage might).
+  function validId(id) {
+    return typeof id === 'string' && id.length > 0 && id.length <= 100 && !/[\uD800-\uDFFF]/u.test(id);
   }
 
   function h(tag, cls, attrs, text) {
@@ -398,6 +409,7 @@ border:0;border-radius:0;animation:none}
       this.resendTimer = null;
       this.badRequests = 0;
       this.quickResets = 0;
+      this.replaced = false; // closed with 4409: reconnects only when the customer comes back
       this.typing = { ai: false, agent: false };
       this.typingTimers = {};
       this.agentName = '';
@@ -584,7 +596,7 @@ border:0;border-radius:0;animation:none}
       // Outbox survives reloads: show what was typed but never acknowledged.
       const saved = local.get(KEY.outbox);
       this.outbox = Array.isArray(saved)
-        ? saved.filter((m) => m && typeof m.client_msg_id === 'string' && typeof m.text === 'string')
+        ? saved.filter((m) => m && validId(m.client_msg_id) && typeof m.text === 'string')
         : [];
       for (const item of this.outbox) this.renderPending(item);
       this.session = this.loadSession();
@@ -1018,6 +1030,7 @@ border:0;border-radius:0;animation:none}
       this.onInput();
       this.inputEl.focus();
       if (this.isSocketOpen()) this.sendItem(item);
+      else if (this.started) this.reconnectNow();
       else this.start();
     }
 
@@ -1291,9 +1304,9 @@ border:0;border-radius:0;animation:none}
       const serverText = typeof f.message === 'string' ? f.message : '';
       this.showNotice(ERROR_TEXT[code] || serverText || 'Something went wrong.');
       const cid = typeof f.client_msg_id === 'string' ? f.client_msg_id : null;
-      const final = ['text_too_long', 'empty_text', 'bad_frame', 'bad_attachment'];
-      if (cid && final.includes(code)) {
-        // the server will never accept this one: stop resending, show it as not delivered
+      if (cid && FINAL_ERRORS.includes(code)) {
+        // the server will never accept this one: stop resending (also after a reload: acknowledge()
+        // removes it from the stored outbox), show it as not delivered
         this.acknowledge(cid);
         const node = this.pendingEls.get(cid);
         if (node) this.setPendingState(node, 'Not delivered', true);
@@ -1316,6 +1329,12 @@ border:0;border-radius:0;animation:none}
           this.connect();
           return;
         }
+      } else if (code === CLOSE_REPLACED) {
+        // Reconnecting at once would close the other tab's socket, which would do the same: wait until
+        // this tab is looked at again (visibilitychange), goes online, or sends a message.
+        this.replaced = true;
+        this.setConn('reconnecting');
+        return;
       } else if (code === 4400) {
         this.badRequests += 1;
         if (this.badRequests >= 3) {
@@ -1337,7 +1356,10 @@ border:0;border-radius:0;animation:none}
     }
 
     reconnectNow() {
-      if (this.started && !this.ws && !this.connecting && this.reconnectTimer) this.connect();
+      if (this.started && !this.ws && !this.connecting && (this.reconnectTimer || this.replaced)) {
+        this.replaced = false;
+        this.connect();
+      }
     }
   }
 

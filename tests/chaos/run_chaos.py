@@ -1,0 +1,354 @@
+"""`make chaos`: web chat customers under load while the gateway and the database are killed -9.
+
+    python -m tests.chaos.run_chaos [--gateway-kills 10] [--db-kills 3] [--customers 6] [--seed N]
+
+Process layout (as `make bench`): this process runs the customers; SecantusDB runs as its own
+process with `--sync-on-commit` on a storage path in a temp dir; the gateway is `bench.serve_gateway`
+(the product's app) in a child process pointed at it. While the customers talk, the gateway is killed
+-9 and restarted on the same port after a short random pause, and so is the database on the same
+storage path (the gateway must reconnect by itself). Then, after a settle period, tests/chaos/checks.py
+compares the database with what every client saw. Exit code 0 only if every check holds.
+See docs/reliability.md. Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from bench.harness import die_with_parent
+from bench.processes import BenchError, ChildServer, free_port, log_tail
+from bench.webchat_roundtrip import answered_questions
+from gateway.embedded_db import find_server_command
+from tests.chaos.checks import Verdict, verify
+from tests.chaos.customers import Customer
+
+HOST = "127.0.0.1"
+DB_NAME = "chaos"
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosConfig:
+    customers: int = 6
+    gateway_kills: int = 10
+    db_kills: int = 3
+    gap_seconds: tuple[float, float] = (2.0, 5.0)  # load between two kills
+    down_seconds: tuple[float, float] = (0.2, 2.0)  # how long a killed process stays dead
+    answer_wait_seconds: float = 6.0  # a customer asks the next question after the answer, or this long
+    think_seconds: tuple[float, float] = (0.1, 0.8)
+    max_messages: int = 200  # per customer; sending also stops when the last kill has recovered
+    settle_seconds: float = 60.0  # after sending stops: at most this long for everything to be consistent
+    timeout_seconds: float = 900.0  # the whole run, start-up to the last check
+    seed: int | None = None
+    work_dir: Path | None = None
+    gateway_env: tuple[tuple[str, str], ...] = ()
+    db_sync_on_commit: bool = True  # False: the database as the product started it before issue 8
+
+
+@dataclass
+class ChaosResult:
+    config: ChaosConfig
+    seed: int
+    verdict: Verdict = field(default_factory=Verdict)
+    harness_error: str = ""
+    kills: Counter[str] = field(default_factory=Counter)
+    restart_seconds: dict[str, list[float]] = field(default_factory=lambda: {"gateway": [], "database": []})
+    chaos_seconds: float = 0.0
+    settle_seconds: float = 0.0
+    total_seconds: float = 0.0
+    sent: int = 0
+    sends: int = 0
+    acked: int = 0
+    connects: int = 0
+    client_errors: Counter[str] = field(default_factory=Counter)
+    work_dir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.harness_error and self.verdict.ok
+
+    def summary(self) -> str:
+        c = self.config
+        restarts = "; ".join(
+            f"{name} restart {sum(times) / len(times):.1f} s avg, {max(times):.1f} s max"
+            for name, times in self.restart_seconds.items()
+            if times
+        )
+        lines = [
+            f"chaos: seed {self.seed}, {c.customers} customers, gateway killed {self.kills['gateway']}x "
+            f"(of {c.gateway_kills}), database killed {self.kills['database']}x (of {c.db_kills}), "
+            f"database {'with' if c.db_sync_on_commit else 'WITHOUT'} --sync-on-commit",
+            f"chaos: {self.sent} messages sent ({self.sends} frames with re-sends), {self.acked} acknowledged, "
+            f"{self.connects} WebSocket connects; stored {self.verdict.stored_customer_messages} customer "
+            f"messages, {self.verdict.stored_replies} replies ({self.verdict.handoffs} handoffs)",
+            f"chaos: {restarts}",
+            f"chaos: load under kills {self.chaos_seconds:.1f} s, settle {self.settle_seconds:.1f} s, "
+            f"total {self.total_seconds:.1f} s; client error frames: {dict(self.client_errors) or 'none'}",
+            "",
+            self.verdict.table(),
+        ]
+        if self.harness_error:
+            lines.append(f"\nharness error: {self.harness_error}")
+        lines.append(f"\nchaos: {'PASS' if self.ok else 'FAIL'} (logs in {self.work_dir})")
+        return "\n".join(lines)
+
+
+class DatabaseProcess:
+    """SecantusDB as its own process on a fixed port and storage path, so it can be killed and restarted."""
+
+    def __init__(self, storage: Path, log_path: Path, *, sync_on_commit: bool = True) -> None:
+        self.storage = storage
+        self.sync_on_commit = sync_on_commit
+        self.log_path = log_path
+        self.port = free_port(HOST)
+        self.uri = f"mongodb://{HOST}:{self.port}/?directConnection=true"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 60.0) -> None:
+        command = find_server_command()
+        if command is None:
+            raise BenchError("secantusd-py is not installed (make test installs it)")
+        self.storage.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:
+            # The product's command line (gateway/embedded_db.py), with the journaled-commit flag spelled out.
+            self.process = await asyncio.create_subprocess_exec(
+                command,
+                *("--host", HOST, "--port", str(self.port), "--storage-path", str(self.storage)),
+                *(["--sync-on-commit"] if self.sync_on_commit else []),
+                *("--log-level", "WARNING"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        client: AsyncMongoClient = AsyncMongoClient(self.uri, serverSelectionTimeoutMS=500)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self.process.returncode is not None:
+                        raise BenchError(f"database exited with {self.process.returncode}:\n{log_tail(self.log_path)}")
+                    with contextlib.suppress(PyMongoError):
+                        await client.admin.command("ping")
+                        return
+                    await asyncio.sleep(0.1)
+        finally:
+            await client.close()
+
+    async def kill(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def kill_gateway(gateway: ChildServer) -> None:
+    process = gateway.process
+    if process is not None and process.returncode is None:
+        process.kill()  # SIGKILL: no shutdown hook, no drain, like a power cut or the OOM killer
+        await process.wait()
+
+
+@contextlib.contextmanager
+def environment(values: tuple[tuple[str, str], ...]) -> Iterator[None]:
+    """Extra settings for the gateway children (they inherit this process's environment)."""
+    saved = {name: os.environ.get(name) for name, _ in values}
+    os.environ.update(dict(values))
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+async def run(config: ChaosConfig) -> ChaosResult:
+    seed = config.seed if config.seed is not None else random.SystemRandom().randrange(1 << 32)
+    result = ChaosResult(config, seed)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        work = config.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
+        work.mkdir(parents=True, exist_ok=True)
+        result.work_dir = work
+        stack.enter_context(environment(config.gateway_env))
+        try:
+            async with asyncio.timeout(config.timeout_seconds):
+                await _run(config, random.Random(seed), work, result)
+        except TimeoutError:
+            result.harness_error = f"the run did not finish within {config.timeout_seconds:.0f} s"
+        except BenchError as exc:
+            result.harness_error = str(exc)
+        result.total_seconds = time.monotonic() - started
+        if not result.ok and config.work_dir is None:
+            # Keep the logs of a failed run for the reader; the temp dir would delete them.
+            kept = Path(tempfile.mkdtemp(prefix="chaos-failed-"))
+            for log in work.glob("*.log"):
+                (kept / log.name).write_bytes(log.read_bytes())
+            result.work_dir = kept
+    return result
+
+
+async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: ChaosResult) -> None:
+    database = DatabaseProcess(work / "db", work / "secantusd.log", sync_on_commit=config.db_sync_on_commit)
+    gateway_args = ["--mongodb-uri", database.uri, "--db", DB_NAME, "--data-dir", str(work / "gateway-data")]
+    gateway = ChildServer("gateway", "bench.serve_gateway", gateway_args, work / "gateway.log")
+    customers: list[Customer] = []
+    questions, _ = answered_questions()
+    try:
+        await database.start()
+        await gateway.start()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            stop_sending = asyncio.Event()
+            talkers = []
+            for index in range(config.customers):
+                customer = Customer(
+                    index,
+                    gateway.base_url,
+                    http,
+                    questions,
+                    random.Random(rng.random()),
+                    answer_wait=config.answer_wait_seconds,
+                    think=config.think_seconds,
+                )
+                customers.append(customer)
+                talkers.append(customer.start(stop_sending, config.max_messages))
+            chaos_started = time.monotonic()
+            await _kill_repeatedly(config, rng, database, gateway, result)
+            await asyncio.sleep(max(config.gap_seconds))  # load after the last restart, too
+            stop_sending.set()
+            await asyncio.gather(*talkers)
+            result.chaos_seconds = time.monotonic() - chaos_started
+            settle_started = time.monotonic()
+            result.verdict = await _settle(config, database, customers)
+            result.settle_seconds = time.monotonic() - settle_started
+    finally:
+        for customer in customers:
+            await customer.close()
+            result.sent += len(customer.sent)
+            result.sends += sum(m.sends for m in customer.sent)
+            result.acked += sum(1 for m in customer.sent if m.acks)
+            result.connects += customer.connects
+            result.client_errors.update(customer.errors)
+        await gateway.stop()
+        await database.stop()
+
+
+async def _kill_repeatedly(
+    config: ChaosConfig, rng: random.Random, database: DatabaseProcess, gateway: ChildServer, result: ChaosResult
+) -> None:
+    """Kill -9 the gateway and the database in a random order, one at a time, each back after a pause."""
+    victims = ["gateway"] * config.gateway_kills + ["database"] * config.db_kills
+    rng.shuffle(victims)
+    for victim in victims:
+        await asyncio.sleep(rng.uniform(*config.gap_seconds))
+        if victim == "gateway":
+            await kill_gateway(gateway)
+        else:
+            await database.kill()
+        result.kills[victim] += 1
+        print(f"chaos: killed the {victim} (-9), {result.kills[victim]} so far", file=sys.stderr, flush=True)
+        await asyncio.sleep(rng.uniform(*config.down_seconds))
+        restart = time.monotonic()
+        await (gateway.start() if victim == "gateway" else database.start())
+        result.restart_seconds[victim].append(time.monotonic() - restart)
+
+
+async def _settle(config: ChaosConfig, database: DatabaseProcess, customers: list[Customer]) -> Verdict:
+    """Check until everything holds (twice, 2 s apart) or settle_seconds pass; the last verdict stands.
+
+    Clients are still connected and re-sending meanwhile, and the gateway's recovery runs: a violation
+    that heals within the settle period is not one; one that remains at the end is.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.settle_seconds
+    client: AsyncMongoClient = AsyncMongoClient(database.uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    try:
+        db = client[DB_NAME]
+        passed_once = False
+        while True:
+            verdict = await verify(db, customers)
+            if verdict.ok and passed_once:
+                return verdict
+            passed_once = verdict.ok
+            if loop.time() >= deadline:
+                return verdict
+            await asyncio.sleep(2.0 if verdict.ok else 1.0)
+    finally:
+        await client.close()
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE")
+    return name, value
+
+
+def parse_args(argv: list[str] | None = None) -> ChaosConfig:
+    parser = argparse.ArgumentParser(description="Kill -9 the gateway and the database under web chat load.")
+    parser.add_argument("--customers", type=int, default=6)
+    parser.add_argument("--gateway-kills", type=int, default=10)
+    parser.add_argument("--db-kills", type=int, default=3)
+    parser.add_argument("--settle-seconds", type=float, default=60.0)
+    parser.add_argument("--timeout-seconds", type=float, default=900.0, help="hard limit for the whole run")
+    parser.add_argument("--max-messages", type=int, default=200, help="per customer")
+    parser.add_argument("--seed", type=int, default=None, help="repeat a run's kill order and pauses")
+    parser.add_argument("--work-dir", type=Path, default=None, help="keep the database and logs here")
+    parser.add_argument(
+        "--no-db-sync-on-commit",
+        action="store_true",
+        help="start the database without --sync-on-commit (as the product did before), to see what that loses",
+    )
+    parser.add_argument(
+        "--gateway-env", type=_pair, action="append", default=[], help="NAME=VALUE setting for the gateway"
+    )
+    args = parser.parse_args(argv)
+    return ChaosConfig(
+        customers=args.customers,
+        gateway_kills=args.gateway_kills,
+        db_kills=args.db_kills,
+        settle_seconds=args.settle_seconds,
+        timeout_seconds=args.timeout_seconds,
+        max_messages=args.max_messages,
+        seed=args.seed,
+        work_dir=args.work_dir,
+        gateway_env=tuple(args.gateway_env),
+        db_sync_on_commit=not args.no_db_sync_on_commit,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    result = asyncio.run(run(config))
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The crash test's short form in `make test`: 2 gateway kills and 1 database kill under web chat load.
+
+The long form is `make chaos` (tests/chaos/run_chaos.py, docs/reliability.md); both run the same checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.chaos.run_chaos import ChaosConfig, run
+
+
+async def test_kills_lose_duplicate_or_leave_unanswered_nothing(tmp_path: Path) -> None:
+    config = ChaosConfig(
+        customers=3,
+        gateway_kills=2,
+        db_kills=1,
+        gap_seconds=(2.0, 4.0),
+        max_messages=15,
+        settle_seconds=30.0,
+        timeout_seconds=85.0,
+        work_dir=tmp_path,
+    )
+    result = await run(config)
+    print(result.summary())
+    assert result.kills["gateway"] == 2 and result.kills["database"] == 1, result.summary()
+    assert result.sent > 0 and result.acked > 0, result.summary()
+    assert result.ok, result.summary()
