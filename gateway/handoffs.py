@@ -10,8 +10,6 @@ the handoff metrics are computed from.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from gateway.ingest import Ingest, message_document
 from gateway.logs import log_event
 from gateway.models import Attachment, ConversationRef, OutboundMessage
 from gateway.outbox import OutboxWorker
+from gateway.periodic import Periodic
 from gateway.store import ConversationStore, DuplicateMessage, utcnow
 
 log = logging.getLogger("gateway.handoffs")
@@ -78,7 +77,7 @@ class Handoffs:
         self.ingest = ingest
         self.desk = desk
         self.adapters = adapters
-        self._sla_task: asyncio.Task[None] | None = None
+        self._sla_watcher: Periodic | None = None
 
     # messages to the customer
 
@@ -486,21 +485,12 @@ class Handoffs:
     # SLA
 
     def start(self, check_seconds: float) -> None:
-        self._sla_task = asyncio.create_task(self._watch_sla(check_seconds), name="sla-watcher")
+        self._sla_watcher = Periodic("sla_check", self.remind_overdue, check_seconds, logger=log)
+        self._sla_watcher.start()
 
     async def stop(self) -> None:
-        if self._sla_task is not None:
-            self._sla_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sla_task
-
-    async def _watch_sla(self, every: float) -> None:
-        while True:
-            try:
-                await self.remind_overdue()
-            except Exception:
-                log.exception("sla_check_failed")
-            await asyncio.sleep(every)
+        if self._sla_watcher is not None:
+            await self._sla_watcher.stop()
 
     async def remind_overdue(self, now: datetime | None = None) -> int:
         """Once per handoff, when no human replied within the queue's SLA: a reminder in the thread

@@ -11,12 +11,11 @@ answers, and its idempotency key is `ai:<message id>`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from gateway.ingest import Ingest
 from gateway.logs import log_event
+from gateway.periodic import Periodic
 from gateway.store import utcnow
 
 log = logging.getLogger("gateway.recovery")
@@ -25,25 +24,13 @@ log = logging.getLogger("gateway.recovery")
 class TurnRecovery:
     def __init__(self, ingest: Ingest, every_seconds: float) -> None:
         self.ingest = ingest
-        self.every_seconds = every_seconds
-        self._task: asyncio.Task[None] | None = None
+        self.timer = Periodic("turn_recovery", self.sweep_once, every_seconds, logger=log)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._sweep_forever(), name="turn-recovery")
+        self.timer.start()  # the first sweep runs at once: what a stopped process left is answered now
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except Exception:  # the database is away; the next sweep tries again
-                log.exception("turn_recovery_failed")
-            await asyncio.sleep(self.every_seconds)
+        await self.timer.stop()
 
     async def sweep_once(self) -> int:
         """Take over every lapsed turn this process can claim; returns how many it started."""

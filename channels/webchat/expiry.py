@@ -17,8 +17,6 @@ A TTL index cannot express "and no messages" nor remove GridFS chunks, hence a s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -26,6 +24,7 @@ from datetime import datetime, timedelta
 
 from gateway.files import FileStore
 from gateway.logs import log_event
+from gateway.periodic import Periodic
 from gateway.store import ConversationStore, utcnow
 
 log = logging.getLogger("channels.webchat.expiry")
@@ -51,28 +50,20 @@ class Expiry:
         self.empty_session_ttl = empty_session_ttl
         self.unattached_upload_ttl = unattached_upload_ttl
         self.is_live = is_live  # a conversation with a socket open here is in use, empty or not
-        self._task: asyncio.Task[None] | None = None
+        self._timer: Periodic | None = None
 
     def start(self, every: float = SWEEP_EVERY_SECONDS) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(every), name="webchat-expiry")
+        if self._timer is None:
+            # Spread processes started together, so their sweeps do not all land at the same moment.
+            self._timer = Periodic(
+                "webchat_expiry", self.sweep, every, logger=log, first_delay=every * random.uniform(0.1, 1.0)
+            )
+            self._timer.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self, every: float) -> None:
-        # Spread processes started together, so their sweeps do not all land at the same moment.
-        await asyncio.sleep(every * random.uniform(0.1, 1.0))
-        while True:
-            try:
-                await self.sweep()
-            except Exception as exc:  # the database is away: try again next round
-                log_event(log, "webchat_expiry_failed", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(every)
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            await timer.stop()
 
     async def sweep(self, now: datetime | None = None) -> tuple[int, int]:
         """(conversations deleted, uploads deleted)."""

@@ -1,0 +1,51 @@
+"""Background work repeated on a timer (the SLA watcher, the recovery sweep, web chat expiry).
+
+One shape for all of them: run, log a failure and carry on (the database may be away; the next
+round tries again), sleep, until stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+
+class Periodic:
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[object]],
+        every_seconds: float,
+        *,
+        logger: logging.Logger,
+        first_delay: float = 0.0,
+    ) -> None:
+        self.name = name
+        self.work = work
+        self.every_seconds = every_seconds
+        self.first_delay = first_delay
+        self.log = logger
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        if self.first_delay:
+            await asyncio.sleep(self.first_delay)
+        while True:
+            try:
+                await self.work()
+            except Exception:
+                self.log.exception(f"{self.name}_failed")
+            await asyncio.sleep(self.every_seconds)
