@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
     slack_default_channel: str = ""
     slack_note_prefix: str = Field("note:", min_length=1, max_length=40)
+    slack_mirror_max_posts: int = Field(10, ge=1, le=100)
     agent_name_style: Literal["display_name", "real_name", "first_name", "none"] = "display_name"
     sla_check_seconds: float = Field(30.0, gt=0, le=3600)
 

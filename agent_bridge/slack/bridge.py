@@ -1,21 +1,24 @@
 """The Slack app inside the gateway: a slack-bolt AsyncApp at POST /slack/events (events,
 interactivity and slash commands share the one request URL), or over Socket Mode.
 
-Bolt verifies every request's signature (X-Slack-Signature over the raw body and a timestamp no
-older than five minutes; anything else is 401), answers url_verification, and drops the app's own
-messages. Listeners run before the response (`process_before_response`), so a failure answers 500
-and Slack retries it; the event ledger makes sure a retry of a handled event does nothing.
+Every request's signature is checked (`signing.py`: X-Slack-Signature over the raw body and a
+timestamp no older than five minutes; anything else is 401, logged without the body) before Bolt,
+which checks it again, answers url_verification, and drops the app's own messages. Listeners run
+before the response (`process_before_response`), so a failure answers 500 and Slack
+retries it; the event ledger makes sure a retry of a handled event does nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -23,9 +26,11 @@ from agent_bridge.ai.rules import RoutingRules
 from agent_bridge.slack.agent_text import is_note, slack_to_plain
 from agent_bridge.slack.card import ACTION_CLAIM, ACTION_RESOLVE, ACTION_RETURN
 from agent_bridge.slack.desk_adapter import DESK, SlackDesk
+from agent_bridge.slack.file_hosts import SlackFileHosts
 from agent_bridge.slack.ledger import EventLedger
 from agent_bridge.slack.people import AgentDirectory
 from agent_bridge.slack.queue_status import queue_status
+from agent_bridge.slack.signing import DropRefusedBodies, refusal
 from gateway.desk import DeskJobs, present
 from gateway.files import FileFetchError, FilePolicy, FileRejected, FileStore
 from gateway.handoffs import ActionResult, Handoffs
@@ -49,16 +54,22 @@ class SlackBridge:
         self.token = settings.slack_bot_token.get_secret_value()
         self.client = AsyncWebClient(token=self.token, base_url=str(settings.slack_api_url))
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+        self.signing_secret = secret
         self.http_enabled = secret is not None
+        bolt_log = logging.getLogger("agent_bridge.slack.bolt")
+        if not any(isinstance(f, DropRefusedBodies) for f in bolt_log.filters):
+            bolt_log.addFilter(DropRefusedBodies())
         self.app = AsyncApp(
             client=self.client,
             signing_secret=secret,
+            # Checked in `_http` first; Bolt checks again, a second lock that costs one HMAC.
             # Socket Mode alone has no HTTP endpoint to verify (and none is mounted).
             request_verification_enabled=secret is not None,
             process_before_response=True,
-            logger=logging.getLogger("agent_bridge.slack.bolt"),
+            logger=bolt_log,
         )
         self.directory = AgentDirectory(self.client, settings.agent_name_style)
+        self.file_hosts = SlackFileHosts(str(settings.slack_api_url))
         self.policy = FilePolicy.from_settings(settings)
         self.store: ConversationStore | None = None
         self.handoffs: Handoffs | None = None
@@ -96,7 +107,13 @@ class SlackBridge:
         self.desk_jobs = handoffs.desk
         self.ledger = EventLedger(store.desk_events)
         return SlackDesk(
-            self.client, store, rules, files, self.policy, default_channel=self.settings.slack_default_channel
+            self.client,
+            store,
+            rules,
+            files,
+            self.policy,
+            default_channel=self.settings.slack_default_channel,
+            mirror_max_posts=self.settings.slack_mirror_max_posts,
         )
 
     async def start(self) -> None:
@@ -115,11 +132,21 @@ class SlackBridge:
             await self._socket.close_async()
 
     async def _http(self, request: web.Request) -> web.Response:
-        response = await self.app.async_dispatch(await to_bolt_request(request))
-        if response.status == 401:
-            # A forged, unsigned or replayed request; Bolt refused it before any listener ran.
-            log_event(log, "slack_request_refused", logging.WARNING, remote=request.remote, status=401)
-        return await to_aiohttp_response(response)
+        assert self.signing_secret is not None
+        body = await request.read()
+        reason = refusal(request.headers, body, self.signing_secret, time.time())
+        if reason is None:
+            try:
+                text = body.decode("utf-8")  # Slack sends UTF-8 JSON or form data
+            except UnicodeDecodeError:
+                reason = "body_not_utf8"
+        if reason is not None:
+            # A forged, unsigned, malformed or replayed request: refused before Bolt sees it, and never
+            # logged with its body or headers.
+            log_event(log, "slack_request_refused", logging.WARNING, remote=request.remote, reason=reason)
+            return web.json_response({"error": "invalid request"}, status=401)
+        bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     # events
 
@@ -213,12 +240,14 @@ class SlackBridge:
                     raise FileRejected(f"{name}: Slack did not share the file's content")
                 if int(file.get("size") or 0) > self.policy.max_bytes:
                     raise FileRejected(f"{name}: larger than {self.settings.files_max_mb:g} MB")
+                url = str(file["url_private_download"])
+                if not self.file_hosts.may_send_token(url):
+                    log_event(log, "slack_file_host_refused", logging.WARNING, conversation_id=str(conversation["_id"]))
+                    raise FileRejected(f"{name}: not hosted by Slack")
                 # url_private needs the bot token (Slack "Working with files"); without it Slack serves
                 # its login page with HTTP 200, which the type check below refuses.
                 data = await self.files.read_attachment(
-                    Attachment(
-                        name=name, content_type=str(file.get("mimetype") or ""), url=file["url_private_download"]
-                    ),
+                    Attachment(name=name, content_type=str(file.get("mimetype") or ""), url=url),
                     max_bytes=self.policy.max_bytes,
                     headers={"Authorization": f"Bearer {self.token}"},
                 )
@@ -253,7 +282,9 @@ class SlackBridge:
         if conversation_id is None or not user:
             log_event(log, "slack_action_malformed", logging.WARNING, action=name)
             return
-        agent = await self.directory.agent(user)
+        # No fallback name here: a claim then tells the customer "Someone from our team has joined",
+        # where "Support team from our team" would read oddly.
+        agent = await self.directory.agent(user, fallback="")
         result: ActionResult = await getattr(self.handoffs, name)(conversation_id, agent)
         log_event(log, "slack_action", action=name, ok=result.ok, conversation_id=str(conversation_id))
         if not result.ok:

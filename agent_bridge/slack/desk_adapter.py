@@ -2,8 +2,8 @@
 
 Each job re-reads the conversation, so a card always shows the current state, whichever process
 runs it and however late. Every call is made so that a retry after a partial failure repeats as
-little as possible: the thread is remembered right after the card is posted, and `slack.last_seq`
-after each mirrored message.
+little as possible: the thread is remembered right after the card is posted, `slack.last_seq` after
+the transcript, and each mirrored customer message's `slack_mirror` right after its post.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agent_bridge.ai.rules import RoutingRules
 from agent_bridge.slack.card import CardState, blocks_json, handoff_card
 from agent_bridge.slack.errors import CHANNEL_PROBLEMS, delivery_error, slack_error_code
-from agent_bridge.slack.escaping import escape_mrkdwn, quote_customer_text
+from agent_bridge.slack.escaping import escape_mrkdwn, quote_customer_text, truncate
+from agent_bridge.slack.mirror import MirrorPost, mirror_posts, mirror_state
 from agent_bridge.slack.transcript import transcript_posts
 from gateway.channel import Capabilities
 from gateway.files import FileFetchError, FilePolicy, FileRejected, FileStore, check_file
@@ -49,6 +50,10 @@ FAILED_REACTION = "warning"
 NOTE_REACTION = "lock"
 # Links in our own thread posts must not unfold into previews of customer-sent URLs.
 NO_UNFURL = {"unfurl_links": False, "unfurl_media": False}
+# Messages one mirror job reads; what is left over is taken by the jobs after it.
+MIRROR_SCAN = 500
+# Messages a handoff's transcript reads (a longer one goes to the thread as a file anyway).
+TRANSCRIPT_SCAN = 2000
 
 
 class SlackDesk:
@@ -64,6 +69,7 @@ class SlackDesk:
         policy: FilePolicy,
         *,
         default_channel: str = "",
+        mirror_max_posts: int = 10,
     ) -> None:
         self.client = client
         self.store = store
@@ -71,6 +77,7 @@ class SlackDesk:
         self.files = files
         self.policy = policy
         self.default_channel = default_channel
+        self.mirror_max_posts = mirror_max_posts
 
     async def send(self, ref: ConversationRef, message: OutboundMessage) -> SendResult:
         kind = message.extra.get("kind")
@@ -198,10 +205,16 @@ class SlackDesk:
 
     async def _transcript(self, conversation: dict[str, Any], slack: Mapping[str, Any], until_seq: int) -> None:
         after = int(slack.get("last_seq") or 0)
-        messages = [m for m in await self.store.messages_after(conversation["_id"], after) if m["seq"] <= until_seq]
+        query: dict[str, Any] = {
+            "conversation_id": conversation["_id"],
+            "seq": {"$gt": after, "$lte": until_seq},
+            # Customer messages mirrored live during an earlier handoff are in the thread already.
+            "slack_mirror.text": {"$ne": True},
+        }
         if after:
             # A second handoff: the agent replies are already in the thread, as the agents wrote them.
-            messages = [m for m in messages if m["author"] in ("customer", "ai")]
+            query["author"] = {"$in": ["customer", "ai"]}
+        messages = await self.store.messages.find(query, sort=[("seq", ASCENDING)], limit=TRANSCRIPT_SCAN).to_list()
         if messages:
             names = {"customer": await self._customer_name(conversation)}
             plan = transcript_posts(messages, names=names, conversation_id=str(conversation["_id"]))
@@ -237,25 +250,78 @@ class SlackDesk:
         return slack
 
     async def _mirror(self, conversation: dict[str, Any], job: OutboundMessage) -> SendResult:
+        """Everything the customer said that is not in the thread yet, this job's message included,
+        coalesced (`mirror.py`); a job whose message an earlier job took along makes no Slack call."""
         slack = self._thread(conversation)
-        message = await self.store.messages.find_one({"_id": ObjectId(job.extra["message_id"])})
-        if message is None:
+        own = await self.store.messages.find_one({"_id": ObjectId(job.extra["message_id"])})
+        if own is None:
             raise DeliveryError("mirrored message is gone", permanent=True)
-        posted_ts = ""
-        if int(slack.get("last_seq") or 0) < message["seq"]:
-            name = escape_mrkdwn(" ".join((await self._customer_name(conversation)).split()))
-            text = (message.get("text") or "").strip()
-            if text:
-                posted = await self.client.chat_postMessage(
-                    channel=slack["channel"],
-                    thread_ts=slack["thread_ts"],
-                    text=f":speech_balloon: *{name}:* {quote_customer_text(text, 3500)}",
-                    **NO_UNFURL,
+        if mirror_state(own).get("files"):
+            return SendResult()
+        pending = await self._unmirrored(conversation, slack, own)
+        by_id = {m["_id"]: m for m in pending}
+        name = truncate(escape_mrkdwn(" ".join((await self._customer_name(conversation)).split())), 80)
+        first_ts, posted, own_done = "", 0, False
+        for post in mirror_posts(pending, name):
+            if post.text:
+                if own_done and posted >= self.mirror_max_posts:
+                    break  # the rest is the next jobs' share; a job stays short of its outbox lease
+                result = await self.client.chat_postMessage(
+                    channel=slack["channel"], thread_ts=slack["thread_ts"], text=post.text, **NO_UNFURL
                 )
-                posted_ts = posted["ts"]
-            await self._remember(conversation, {"slack.last_seq": message["seq"]})
-        await self._upload(conversation, slack, message.get("attachments") or [])
-        return SendResult(provider_message_id=posted_ts)
+                first_ts, posted = first_ts or str(result["ts"]), posted + 1
+            await self._posted(post, by_id)
+            for message_id in post.done:
+                await self._upload(conversation, slack, by_id[message_id].get("attachments") or [])
+                await self.store.messages.update_one({"_id": message_id}, {"$set": {"slack_mirror.files": True}})
+            own_done = own_done or own["_id"] in post.done
+        return SendResult(provider_message_id=first_ts)
+
+    async def _unmirrored(
+        self, conversation: Mapping[str, Any], slack: Mapping[str, Any], own: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Customer messages not (wholly) in the thread, oldest first, from the transcript's end up to
+        the next AI or system message after this job's own: that one means the handoff ended (returned
+        to AI, resolved), and what the customer said after it is not the agents' to see live."""
+        last_seq = int(slack.get("last_seq") or 0)
+        cursor = self.store.messages.find(
+            {
+                "conversation_id": conversation["_id"],
+                "seq": {"$gt": min(last_seq, int(own["seq"]) - 1)},
+                "$or": [
+                    {"author": "customer", "slack_mirror.files": {"$ne": True}},
+                    {"author": {"$in": ["ai", "system"]}, "seq": {"$gt": own["seq"]}},
+                ],
+            },
+            sort=[("seq", ASCENDING)],
+            limit=MIRROR_SCAN,
+        )
+        pending: list[dict[str, Any]] = []
+        async for message in cursor:
+            if message["author"] != "customer":
+                break
+            if message["seq"] <= last_seq and "slack_mirror" not in message:
+                # Mirrored before messages carried `slack_mirror`, when `last_seq` alone said so:
+                # the text is in the thread, its files may not be.
+                message["slack_mirror"] = {"text": True}
+            pending.append(message)
+        if not any(m["_id"] == own["_id"] for m in pending):
+            pending.append(dict(own))  # more unmirrored messages before it than one scan reads
+        return pending
+
+    async def _posted(self, post: MirrorPost, by_id: Mapping[Any, Mapping[str, Any]]) -> None:
+        """Remember right after a post what it carried, so a retry never posts a text twice."""
+        with_files = [i for i in post.done if by_id[i].get("attachments")]
+        without = [i for i in post.done if not by_id[i].get("attachments")]
+        if without:
+            await self.store.messages.update_many(
+                {"_id": {"$in": without}}, {"$set": {"slack_mirror.text": True, "slack_mirror.files": True}}
+            )
+        if with_files:
+            await self.store.messages.update_many({"_id": {"$in": with_files}}, {"$set": {"slack_mirror.text": True}})
+        if post.partial is not None:
+            message_id, parts = post.partial
+            await self.store.messages.update_one({"_id": message_id}, {"$set": {"slack_mirror.parts": parts}})
 
     async def _upload(
         self, conversation: Mapping[str, Any], slack: Mapping[str, Any], attachments: Sequence[dict]

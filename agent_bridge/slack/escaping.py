@@ -102,6 +102,23 @@ def quote_customer_text(text: object, limit: int, *, mrkdwn: bool = True) -> str
     return _fit(_atoms(text, mrkdwn=mrkdwn), limit)
 
 
+def split_customer_text(text: object, limit: int, *, mrkdwn: bool = True) -> list[str]:
+    """Escape, then cut into pieces of at most `limit` characters, never inside an entity or a look-alike:
+    for text that must reach Slack whole (a mirrored message) rather than cut with `…`."""
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
+    for atom in _atoms(text, mrkdwn=mrkdwn):
+        if current and used + len(atom) > limit:
+            pieces.append("".join(current))
+            current, used = [], 0
+        current.append(atom)
+        used += len(atom)
+    if current:
+        pieces.append("".join(current))
+    return pieces
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut already-safe text (our own labels, or escaped text) to a Slack limit, never inside an entity."""
     if len(text) <= limit:

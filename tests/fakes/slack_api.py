@@ -112,6 +112,12 @@ class Outcome:
         return cls(status=status, error="internal_error")
 
     @classmethod
+    def disconnect(cls) -> Outcome:
+        """No answer at all: the connection is closed under the request (the client sees a network error,
+        e.g. aiohttp's ServerDisconnectedError, which slack_sdk retries once by default)."""
+        return cls(status=0)
+
+    @classmethod
     def fail(cls, error: str) -> Outcome:
         """An HTTP 200 ``{"ok": false, "error": error}`` answer, e.g. ``channel_not_found``."""
         return cls(status=200, error=error)
@@ -253,6 +259,7 @@ class FakeSlackApi:
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._calls: list[Call] = []
         self._script: dict[str, list[Outcome]] = {}
+        self._delays: dict[str, float] = {}  # method → seconds each call takes (see ``slow``)
         self._messages: dict[str, list[Message]] = {}  # channel → messages in posting order
         self._seq = 0
         self._handlers: dict[str, Callable[[Params], Awaitable[Answer]]] = {
@@ -307,6 +314,15 @@ class FakeSlackApi:
         """Queue outcomes for ``method`` (or ``"upload"`` / ``"download"`` for the raw file requests), one per
         call."""
         self._script.setdefault(method, []).extend(outcomes)
+
+    def unscript(self, method: str) -> None:
+        """Drop the outcomes still queued for ``method``: it answers normally again."""
+        self._script.pop(method, None)
+
+    def slow(self, method: str, seconds: float) -> None:
+        """Make every later call of ``method`` take ``seconds`` before it is answered (and takes effect), as a
+        busy Slack does; 0 makes it fast again."""
+        self._delays[method] = seconds
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Every request in arrival order, failed ones included, optionally for one method. Besides Web API
@@ -431,11 +447,15 @@ class FakeSlackApi:
         micros = self._seq * 100
         return f"{1733000000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
 
-    def _scripted(self, method: str) -> web.Response | None:
+    def _scripted(self, method: str, request: web.Request | None = None) -> web.Response | None:
         queue = self._script.get(method)
         if not queue:
             return None
         outcome = queue.pop(0)
+        if outcome.status == 0:
+            if request is not None and request.transport is not None:
+                request.transport.close()
+            raise ConnectionResetError(f"scripted disconnect for {method}")
         headers = {"Retry-After": str(outcome.retry_after)} if outcome.retry_after is not None else {}
         return web.json_response(
             {"ok": False, "error": outcome.error or "fatal_error"}, status=outcome.status, headers=headers
@@ -477,7 +497,9 @@ class FakeSlackApi:
         params = await self._parse(request)
         call = Call(method=method, params=params, headers=dict(request.headers))
         self._calls.append(call)
-        response = self._scripted(method)
+        if self._delays.get(method):
+            await asyncio.sleep(self._delays[method])
+        response = self._scripted(method, request)
         if response is None:
             auth_error = self._authorised(request, params, method)
             handler = self._handlers.get(method)
@@ -501,7 +523,7 @@ class FakeSlackApi:
         data = await request.read()
         call = Call(method="upload", params={"file_id": file_id, "size": len(data)}, headers=dict(request.headers))
         self._calls.append(call)
-        scripted = self._scripted("upload")
+        scripted = self._scripted("upload", request)
         if scripted is not None:
             call.status = scripted.status
             return scripted
@@ -789,7 +811,7 @@ class FakeSlackApi:
             headers=dict(request.headers),
         )
         self._calls.append(call)
-        scripted = self._scripted("download")
+        scripted = self._scripted("download", request)
         if scripted is not None:
             call.status = scripted.status
             return scripted

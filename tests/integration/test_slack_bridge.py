@@ -27,6 +27,7 @@ from tests.conftest import ROOT, GatewayFactory, RunningGateway, receive_until
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider, Outcome
 from tests.fakes.slack_api import FakeSlackApi
+from tests.fakes.slack_api import Outcome as SlackOutcome
 from tests.fakes.slack_events import (
     block_action,
     event_callback,
@@ -218,46 +219,31 @@ async def test_slack_retries_are_handled_once_and_bot_messages_ignored(desk: Des
     await ws.close()
 
 
-async def test_a_retry_of_an_event_whose_first_delivery_failed_is_handled(desk: Desk, tmp_path: Path) -> None:
+async def test_a_retry_of_an_event_whose_first_delivery_failed_is_handled(desk: Desk) -> None:
     """The agent attaches a file; Slack's file host fails the first download (503), so the gateway
     answers 500 and keeps nothing; Slack's retry of the same event is then relayed, file included."""
-    attempts: list[int] = []
-
-    async def flaky(request: web.Request) -> web.Response:
-        attempts.append(1)
-        if len(attempts) == 1:
-            return web.Response(status=503)
-        return web.Response(body=PNG, content_type="image/png")
-
-    files_app = web.Application()
-    files_app.router.add_get("/file.png", flaky)
-    file_host = TestServer(files_app, host="127.0.0.1")
-    await file_host.start_server()
-    try:
-        cid, ws, _ = await webchat_handoff(desk)
-        channel, thread_ts = await desk.card(cid)
-        url = str(file_host.make_url("/file.png"))
-        file = {"id": "F0PHOTO", "name": "label.png", "mimetype": "image/png", "size": len(PNG)}
-        file |= {"url_private": url, "url_private_download": url, "mode": "hosted"}
-        payload = event_callback(thread_message(channel, thread_ts, "U0DANA", "Here is the label", files=[file]))
-        first = await post_event(desk.gateway.http, desk.events_url, SECRET, payload)
-        assert first.status == 500
-        store = desk.gateway.runtime.store
-        assert store is not None
-        assert await store.messages.count_documents({"conversation_id": ObjectId(cid), "author": "agent"}) == 0
-        retry = await post_event(desk.gateway.http, desk.events_url, SECRET, payload, retry_num=1)
-        assert retry.status == 200
-        frames = await receive_until(ws, lambda f: f.get("author") == "agent")
-        assert frames[-1]["text"] == "Here is the label"
-        [attachment] = frames[-1]["attachments"]
-        assert attachment["name"] == "label.png" and attachment["content_type"] == "image/png"
-        # The link is absolute on PUBLIC_BASE_URL; the test server listens elsewhere, so keep the path.
-        served = desk.gateway.base_url + "/" + attachment["url"].split("/", 3)[3]
-        async with desk.gateway.http.get(served) as response:
-            assert response.status == 200 and await response.read() == PNG
-        await ws.close()
-    finally:
-        await file_host.close()
+    desk.slack.script("download", SlackOutcome.server_error(503))
+    cid, ws, _ = await webchat_handoff(desk)
+    channel, thread_ts = await desk.card(cid)
+    file = desk.slack.add_user_file("label.png", "image/png", PNG, user="U0DANA")
+    payload = event_callback(desk.agent_says(channel, thread_ts, "U0DANA", "Here is the label", files=[file]))
+    first = await post_event(desk.gateway.http, desk.events_url, SECRET, payload)
+    assert first.status == 500
+    store = desk.gateway.runtime.store
+    assert store is not None
+    assert await store.messages.count_documents({"conversation_id": ObjectId(cid), "author": "agent"}) == 0
+    retry = await post_event(desk.gateway.http, desk.events_url, SECRET, payload, retry_num=1)
+    assert retry.status == 200
+    frames = await receive_until(ws, lambda f: f.get("author") == "agent")
+    assert frames[-1]["text"] == "Here is the label"
+    [attachment] = frames[-1]["attachments"]
+    assert attachment["name"] == "label.png" and attachment["content_type"] == "image/png"
+    assert [c.status for c in desk.slack.calls("download")] == [503, 200]
+    # The link is absolute on PUBLIC_BASE_URL; the test server listens elsewhere, so keep the path.
+    served = desk.gateway.base_url + "/" + attachment["url"].split("/", 3)[3]
+    async with desk.gateway.http.get(served) as response:
+        assert response.status == 200 and await response.read() == PNG
+    await ws.close()
 
 
 async def test_forged_stale_and_unsigned_requests_are_refused(desk: Desk) -> None:
