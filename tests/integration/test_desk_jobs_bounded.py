@@ -1,6 +1,6 @@
 """Desk jobs stay bounded: one receipt per agent reply, and keys that never collide across conversations.
 
-Uses the Slack bridge's fixtures (a real gateway, the real slack_sdk, a local fake Slack).
+Uses the Slack desk fixtures (tests/integration/slack_desk.py): a real gateway, the real slack_sdk, a local fake Slack.
 """
 
 from __future__ import annotations
@@ -12,16 +12,10 @@ from bson import ObjectId
 from agent_bridge.slack.card import ACTION_RESOLVE
 from tests.conftest import receive_until
 from tests.helpers import eventually
-from tests.integration.test_slack_bridge import (  # noqa: F401  (fixtures used by name)
-    Desk,
-    desk,
-    routing_file,
-    slack,
-    webchat_handoff,
-)
+from tests.integration.slack_desk import Desk, webchat_handoff
 
 
-async def test_one_agent_reply_costs_one_reaction_and_one_receipt(desk: Desk) -> None:  # noqa: F811
+async def test_one_agent_reply_costs_one_reaction_and_one_receipt(desk: Desk) -> None:
     """A receipt job's own delivery must not ask for a receipt of the receipt (an endless chain)."""
     cid, ws, _ = await webchat_handoff(desk)
     channel, thread_ts = await desk.card(cid)
@@ -48,7 +42,7 @@ async def test_one_agent_reply_costs_one_reaction_and_one_receipt(desk: Desk) ->
     await ws.close()
 
 
-async def test_two_conversations_resolved_at_the_same_seq_both_get_their_cards_redrawn(desk: Desk) -> None:  # noqa: F811
+async def test_two_conversations_resolved_at_the_same_seq_both_get_their_cards_redrawn(desk: Desk) -> None:
     """Desk job keys name their conversation: `resolve` at seq N in two conversations are two jobs."""
     first, ws1, _ = await webchat_handoff(desk)
     second, ws2, _ = await webchat_handoff(desk)

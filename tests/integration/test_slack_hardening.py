@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from bson import ObjectId
@@ -21,45 +20,15 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from gateway.models import Attachment, ConversationRef, Identity, InboundMessage, OutboundMessage
 from gateway.store import utcnow
-from tests.conftest import ROOT, GatewayFactory, receive_until
+from tests.conftest import GatewayFactory, receive_until
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider
 from tests.fakes.slack_api import FakeSlackApi, Outcome
 from tests.fakes.slack_events import event_callback, post_event, signed_headers, thread_message, url_verification
 from tests.helpers import eventually
-from tests.integration.test_slack_bridge import (
-    CHANNELS,
-    PNG,
-    SECRET,
-    USERS,
-    Desk,
-    start_desk,
-    texts,
-    webchat_handoff,
-)
+from tests.integration.slack_desk import PNG, SECRET, Desk, start_desk, texts, webchat_handoff
 
 MARKER = "CUSTOMER-SECRET-4417-do-not-log"
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlackApi]:
-    fake = await FakeSlackApi(channels=CHANNELS, users=USERS).start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
-def routing_file(tmp_path: Path) -> Path:
-    rules = yaml.safe_load((ROOT / "config" / "routing.yaml").read_text())
-    rules["training_examples"] = str(ROOT / "config" / "triage" / "intent-examples.csv")
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(rules))
-    return path
-
-
-@pytest.fixture
-async def desk(gateway_factory: GatewayFactory, slack: FakeSlackApi, routing_file: Path) -> Desk:
-    return await start_desk(gateway_factory, slack, routing_file)
 
 
 def logged(caplog: pytest.LogCaptureFixture) -> str:
