@@ -7,7 +7,6 @@ round tries again), sleep, until stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -37,8 +36,9 @@ class Periodic:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # wait(), not `await task` under suppress(CancelledError): that would also swallow a
+            # cancellation of the caller itself.
+            await asyncio.wait({task})
 
     async def _run(self) -> None:
         if self.first_delay:
@@ -47,5 +47,11 @@ class Periodic:
             try:
                 await self.work()
             except Exception:
+                # PyMongo's async client can turn the CancelledError of stop() into one of its own
+                # errors (a query interrupted mid-flight). Swallowed here, the cancellation would be
+                # lost: the task would sleep on and stop() would wait for it forever.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
                 self.log.exception(f"{self.name}_failed")
             await asyncio.sleep(self.every_seconds)
