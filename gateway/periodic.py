@@ -32,13 +32,16 @@ class Periodic:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self.name)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            # wait(), not `await task` under suppress(CancelledError): that would also swallow a
-            # cancellation of the caller itself.
-            await asyncio.wait({task})
+        if task is None:
+            return
+        task.cancel()
+        # wait(), not `await task` under suppress(CancelledError): that would also swallow a
+        # cancellation of the caller itself. Bounded, so a shutdown never hangs on a stuck round.
+        _done, pending = await asyncio.wait({task}, timeout=timeout)
+        if pending:
+            self.log.error(f"{self.name}_did_not_stop", extra={"timeout_s": timeout})
 
     async def _run(self) -> None:
         if self.first_delay:
@@ -47,11 +50,16 @@ class Periodic:
             try:
                 await self.work()
             except Exception:
-                # PyMongo's async client can turn the CancelledError of stop() into one of its own
-                # errors (a query interrupted mid-flight). Swallowed here, the cancellation would be
-                # lost: the task would sleep on and stop() would wait for it forever.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError from None
-                self.log.exception(f"{self.name}_failed")
+                if not _cancelling():
+                    self.log.exception(f"{self.name}_failed")
+            # PyMongo's async client can turn the CancelledError of stop() into an error of its own (a
+            # query interrupted mid-flight), or absorb it. Either way the request to stop is still
+            # pending on the task: honour it here, or the loop would sleep on and never end.
+            if _cancelling():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.every_seconds)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -24,7 +24,13 @@ from pymongo import (
 )
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, InvalidOperation, OperationFailure
+from pymongo.errors import (
+    ClientBulkWriteException,
+    DuplicateKeyError,
+    InvalidOperation,
+    OperationFailure,
+    PyMongoError,
+)
 
 from gateway.logs import log_event
 from gateway.models import ConversationRef, Identity
@@ -101,6 +107,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
 }
 
+
+WRITE_CONFLICT = 112  # the server's WriteConflict code
 
 # The fields a customer message carries while the AI owes it an answer (see Ingest.receive).
 TURN_FIELDS = ("awaiting_reply_since", "turn_lease_until")
@@ -309,7 +317,9 @@ class ConversationStore:
         if not self.transactions:
             await self._apply(ops, None)
             return
-        async with self.client.start_session() as session:
+        # Not causally consistent: a retried transaction would carry readConcern.afterClusterTime on its
+        # bulkWrite, a field SecantusDB refuses there (IDLUnknownField); each reply reads nothing anyway.
+        async with self.client.start_session(causal_consistency=False) as session:
 
             async def body(session: AsyncClientSession) -> None:
                 await self._apply(ops, session)
@@ -336,6 +346,8 @@ class ConversationStore:
                 first = errors[0] if errors else {}
                 if ops and ops[0][0] == "guard" and first.get("idx") == 0 and first.get("code") == 11000:
                     raise _GuardFailed from None
+                if session is not None:
+                    _raise_transient(exc)
                 raise
             except (OperationFailure, InvalidOperation) as exc:
                 # The driver refuses before 8.0 (InvalidOperation); a server may answer code 59,
@@ -444,6 +456,20 @@ class ConversationStore:
         if result.modified_count:
             log_event(log, "seq_counter_repaired", logging.WARNING, conversation_id=str(conversation_id), seq=highest)
         return highest
+
+
+def _raise_transient(exc: ClientBulkWriteException) -> None:
+    """A write conflict inside a transaction (another write touched the same conversation, say the
+    customer's next message being numbered) must reach with_transaction as what it is, so that it
+    runs the transaction again: the driver wraps it in a ClientBulkWriteException that carries no
+    TransientTransactionError label of its own."""
+    cause = exc.error
+    if isinstance(cause, PyMongoError) and cause.has_error_label("TransientTransactionError"):
+        raise cause from exc
+    if any(e.get("code") == WRITE_CONFLICT for e in exc.write_errors or []):
+        raise OperationFailure(
+            "WriteConflict in a transaction", WRITE_CONFLICT, {"errorLabels": ["TransientTransactionError"]}
+        ) from exc
 
 
 def _first_write_failed(exc: Exception) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from pymongo import ASCENDING, IndexModel
 
 from agent_bridge.ai.responder import Reply, Turn
+from bench.webchat_roundtrip import answered_questions
 from gateway.store import utcnow
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.http_channel import HttpTestChannel
@@ -208,3 +209,17 @@ async def test_a_counter_that_went_back_never_gives_a_number_twice(
     await eventually(lambda: len(provider.delivered) == 2)
     seqs = [m["seq"] for m in await store.messages.find({}).sort("seq").to_list()]
     assert seqs == [1, 2, 3, 4]
+
+
+async def test_quick_messages_in_one_conversation_are_all_answered_without_waiting_for_the_sweep(
+    gateway_factory: GatewayFactory, channel: HttpTestChannel, provider: FakeProvider
+) -> None:
+    """Each reply's transaction races the numbering of the next message on the same conversation
+    document: a write conflict must make the transaction run again, not fail the turn."""
+    gw = await gateway_factory(extra_adapters=[channel], recovery_sweep_seconds=300)
+    questions, _handed_off = answered_questions()  # different questions the AI answers, none handed off
+    for n, question in enumerate(questions[:10]):
+        await gw.runtime.ingest.receive(inbound(question, str(n)))
+    await eventually(lambda: len(provider.delivered) == 10, timeout=8)
+    assert await gw.runtime.store.messages.count_documents({"author": "ai"}) == 10
+    assert await gw.runtime.store.messages.count_documents({"awaiting_reply_since": {"$exists": True}}) == 0

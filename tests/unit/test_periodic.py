@@ -47,3 +47,21 @@ async def test_stop_ends_a_round_whose_cancellation_came_back_as_another_error()
     stopping = asyncio.create_task(timer.stop())
     done, _ = await asyncio.wait({stopping}, timeout=5)
     assert stopping in done, "stop() still waiting: the cancellation was swallowed"
+
+
+async def test_stop_ends_a_round_that_absorbed_its_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return  # a library that catches the cancellation and carries on
+
+    timer = Periodic("probe", work, 3600, logger=log)
+    timer.start()
+    await started.wait()
+    stopping = asyncio.create_task(timer.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "stop() still waiting: the loop slept on after its round"
