@@ -144,6 +144,19 @@ class ConversationStore:
         self.transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
         if not self.transactions:
             log_event(log, "transactions_unavailable", logging.WARNING, hint="a standalone server; use a replica set")
+        await self._end_orphaned_transactions()
+
+    async def _end_orphaned_transactions(self) -> None:
+        """SecantusDB never ends a transaction whose process died between its writes and its commit
+        (a kill -9): it keeps holding the conversation, and every later write to it waits for good.
+        MongoDB aborts such a transaction itself after transactionLifetimeLimitSeconds (60 s). So on
+        SecantusDB a starting process, usually the one replacing a killed one, ends them all
+        (killAllSessions); other processes' transactions in flight are run again by with_transaction."""
+        build = await self.client.admin.command("buildInfo")
+        if "secantusVersion" not in build:
+            return
+        await self.client.admin.command({"killAllSessions": []})
+        log_event(log, "orphaned_transactions_ended", server="secantusdb")
 
     async def ping(self) -> None:
         await self.client.admin.command("ping")

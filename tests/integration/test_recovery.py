@@ -9,6 +9,7 @@ with real processes and signals.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -223,3 +224,41 @@ async def test_quick_messages_in_one_conversation_are_all_answered_without_waiti
     await eventually(lambda: len(provider.delivered) == 10, timeout=8)
     assert await gw.runtime.store.messages.count_documents({"author": "ai"}) == 10
     assert await gw.runtime.store.messages.count_documents({"awaiting_reply_since": {"$exists": True}}) == 0
+
+
+HOLD_TRANSACTION = """
+import asyncio, sys
+from pymongo import AsyncMongoClient
+
+async def main():
+    client = AsyncMongoClient(sys.argv[1])
+    session = client.start_session()
+    await session.start_transaction()
+    await client[sys.argv[2]].conversations.update_one({"ref.chat_id": "chat-1"}, {"$set": {"x": 1}}, session=session)
+    print("holding", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_transaction_left_open_by_a_killed_process_does_not_block_its_conversation(
+    gateway_factory: GatewayFactory, channel: HttpTestChannel, provider: FakeProvider, mongo_uri: str, db_name: str
+) -> None:
+    """A process killed between a reply's writes and its commit leaves a transaction holding the
+    conversation. A process starting afterwards ends it, so the conversation goes on."""
+    gw = await gateway_factory(extra_adapters=[channel])
+    await gw.runtime.ingest.receive(inbound("How much does shipping cost?", "1"))
+    await eventually(lambda: len(provider.delivered) == 1)
+
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_TRANSACTION, mongo_uri, db_name, stdout=asyncio.subprocess.PIPE
+    )
+    assert holder.stdout is not None
+    assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"holding\n"
+    holder.kill()  # kill -9, in the middle of the transaction
+    await holder.wait()
+
+    replacement = await gateway_factory(extra_adapters=[channel])
+    await asyncio.wait_for(replacement.runtime.ingest.receive(inbound("How do I reset my password?", "2")), 10)
+    await eventually(lambda: len(provider.delivered) == 2, timeout=10)
