@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from bson import ObjectId
@@ -391,12 +391,7 @@ class Handoffs:
             return
         seq = await self.store.allocate_seq(conversation["_id"])
         # Owed an answer from now on: if this process dies before it is written, the sweep answers it.
-        now = utcnow()
-        hold = {
-            "reply_seq": seq,
-            "awaiting_reply_since": now,
-            "turn_lease_until": now + timedelta(seconds=self.ingest.turn_lease_seconds),
-        }
+        hold = self.ingest.owed_answer(seq, utcnow())
         await self.store.messages.update_one({"_id": last["_id"]}, {"$set": hold})
         self.ingest.start_turn(ConversationRef.from_doc(conversation["ref"]), {**conversation, "seq": seq}, last | hold)
 

@@ -206,6 +206,16 @@ class Ingest:
         self.start_turn(ConversationRef.from_doc(conversation["ref"]), {**conversation, "seq": reply_seq}, customer)
         return True
 
+    def owed_answer(self, reply_seq: int, now: datetime) -> dict[str, Any]:
+        """The fields that mark a customer message as owed an AI answer, held by this process's turn
+        until the reply's transaction removes them (store.TURN_FIELDS) or the hold lapses."""
+        return {
+            "reply_seq": reply_seq,
+            "awaiting_reply_since": now,
+            "turn_lease_until": now + timedelta(seconds=self.turn_lease_seconds),
+            "turn_attempts": 1,
+        }
+
     async def _receive(self, inbound: InboundMessage) -> IngestResult:
         now = inbound.received_at or utcnow()
         conversation = await self.store.open_turn(inbound.ref, inbound.sender.key, now)
@@ -234,12 +244,7 @@ class Ingest:
         if ai_turn and rating is None:
             # The AI owes this message an answer until the reply is written (gateway/recovery.py):
             # held by this process's turn, taken over by any process once the hold lapses.
-            message |= {
-                "reply_seq": conversation["seq"],
-                "awaiting_reply_since": now,
-                "turn_lease_until": now + timedelta(seconds=self.turn_lease_seconds),
-                "turn_attempts": 1,
-            }
+            message |= self.owed_answer(conversation["seq"], now)
         # While people own the conversation, each customer message is mirrored to the desk's thread,
         # enqueued in the same batch as the message itself.
         mirror = None if ai_turn else self.desk.customer_message(conversation, message)

@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from gateway.models import ConversationRef, Identity, InboundMessage
+from gateway.models import Attachment, ConversationRef, Identity, InboundMessage
 
 
-def inbound(text: str, key: str, chat: str = "chat-1", channel: str = "testchan") -> InboundMessage:
+def inbound(
+    text: str,
+    key: str,
+    chat: str = "chat-1",
+    channel: str = "testchan",
+    *,
+    name: str = "Dana Customer",
+    attachments: tuple[Attachment, ...] = (),
+) -> InboundMessage:
     return InboundMessage(
         ref=ConversationRef(channel, chat),
-        sender=Identity(channel, f"user-{chat}", name="Dana Customer"),
+        sender=Identity(channel, f"user-{chat}", name=name),
         text=text,
         idempotency_key=f"{channel}:{key}",
         provider_message_id=key,
+        attachments=attachments,
     )
 
 

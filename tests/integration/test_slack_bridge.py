@@ -7,17 +7,15 @@ call the gateway makes lands in the fake, which checks it against Slack's docume
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from bson import ObjectId
 
 from agent_bridge.slack.card import ACTION_CLAIM, ACTION_RESOLVE, ACTION_RETURN
-from gateway.models import Attachment, ConversationRef, Identity, InboundMessage
+from gateway.models import Attachment, InboundMessage
 from gateway.store import utcnow
 from tests.conftest import GatewayFactory, receive_until
 from tests.fakes.http_channel import HttpTestChannel
@@ -34,7 +32,7 @@ from tests.fakes.slack_events import (
     thread_message,
     url_verification,
 )
-from tests.helpers import eventually
+from tests.helpers import eventually, inbound
 from tests.integration.slack_desk import PNG, SECRET, Desk, start_desk, texts, webchat_handoff
 
 
@@ -254,13 +252,6 @@ async def test_agent_edit_and_delete_reach_the_web_chat(desk: Desk) -> None:
     await ws.close()
 
 
-@pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.close()
-
-
 async def test_other_channels_get_corrections_and_failures_show_in_the_thread(
     gateway_factory: GatewayFactory, slack: FakeSlackApi, routing_file: Path, provider: FakeProvider
 ) -> None:
@@ -285,13 +276,7 @@ async def test_other_channels_get_corrections_and_failures_show_in_the_thread(
         assert ingest is not None
 
         def said(text: str, key: str, attachments: tuple[Attachment, ...] = ()) -> InboundMessage:
-            return InboundMessage(
-                ref=ConversationRef("testchan", "chat-9"),
-                sender=Identity("testchan", "user-9", name="Robin Lee"),
-                text=text,
-                idempotency_key=f"testchan:{key}",
-                attachments=attachments,
-            )
+            return inbound(text, key, chat="9", name="Robin Lee", attachments=attachments)
 
         result = await ingest.receive(said("The parcel came today and the vase inside is broken", "k1"))
         cid = result.conversation_id

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,14 @@ from aiohttp.test_utils import TestServer
 from bson import ObjectId
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from gateway.models import Attachment, ConversationRef, Identity, InboundMessage, OutboundMessage
+from gateway.models import Attachment, ConversationRef, InboundMessage, OutboundMessage
 from gateway.store import utcnow
 from tests.conftest import GatewayFactory, receive_until
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider
 from tests.fakes.slack_api import FakeSlackApi, Outcome
 from tests.fakes.slack_events import event_callback, post_event, signed_headers, thread_message, url_verification
-from tests.helpers import eventually
+from tests.helpers import eventually, inbound
 from tests.integration.slack_desk import PNG, SECRET, Desk, start_desk, texts, webchat_handoff
 
 MARKER = "CUSTOMER-SECRET-4417-do-not-log"
@@ -204,21 +203,8 @@ def test_which_hosts_may_see_the_token() -> None:
 # --- a burst of customer messages is coalesced in the thread -----------------------------------------
 
 
-@pytest.fixture
-async def provider() -> AsyncIterator[FakeProvider]:
-    fake = await FakeProvider().start()
-    yield fake
-    await fake.close()
-
-
 def said(text: str, key: str, attachments: tuple[Attachment, ...] = ()) -> InboundMessage:
-    return InboundMessage(
-        ref=ConversationRef("testchan", "chat-7"),
-        sender=Identity("testchan", "user-7", name="Robin Lee"),
-        text=text,
-        idempotency_key=f"testchan:{key}",
-        attachments=attachments,
-    )
+    return inbound(text, key, chat="7", name="Robin Lee", attachments=attachments)
 
 
 async def test_a_burst_of_customer_messages_is_coalesced_and_each_text_appears_once_in_order(
