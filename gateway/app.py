@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from pymongo import AsyncMongoClient, monitoring
@@ -24,9 +25,7 @@ from agent_bridge.ai.responder import Responder
 from agent_bridge.ai.rules import load_rules
 from agent_bridge.slack.bridge import SlackBridge
 from agent_bridge.slack.desk_adapter import DESK
-from channels.webchat.channel import WebchatChannel
-from channels.webchat.tokens import TokenSigner
-from gateway.channel import ChannelAdapter
+from gateway.channel import ChannelAdapter, ChannelContext, ChannelPlugin, ChannelSpec
 from gateway.desk import DeskJobs
 from gateway.embedded_db import EmbeddedDatabase
 from gateway.events import EventBus
@@ -54,7 +53,8 @@ class Runtime:
     responder: Responder | None = None
     outbox: OutboxWorker | None = None
     ingest: Ingest | None = None
-    webchat: WebchatChannel | None = None
+    # The channel plug-ins that are configured, by name (channels/registry.py lists them all).
+    channels: dict[str, ChannelPlugin] = field(default_factory=dict)
     handoffs: Handoffs | None = None
     slack: SlackBridge | None = None
     files: FileStore | None = None
@@ -65,14 +65,31 @@ class Runtime:
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-def webchat_secret(settings: Settings) -> bytes:
-    """WEBCHAT_SECRET, or one generated once and kept in the data dir so sessions survive restarts."""
-    if settings.webchat_secret is not None:
-        return settings.webchat_secret.get_secret_value().encode()
-    from gateway.data_dir import create_once
+def gateway_secret(settings: Settings) -> bytes:
+    """GATEWAY_SECRET, or one generated once and kept in the data dir so file links survive restarts."""
+    if settings.gateway_secret is not None:
+        return settings.gateway_secret.get_secret_value().encode()
+    from gateway.data_dir import SECRET_FILE, create_once
 
     # 0600 from the start, and atomic: two processes starting on one data dir agree on one key.
-    return create_once(Path(settings.gateway_data_dir) / "webchat-secret", secrets.token_urlsafe(48)).strip().encode()
+    return create_once(Path(settings.gateway_data_dir) / SECRET_FILE, secrets.token_urlsafe(48)).strip().encode()
+
+
+def load_channels(
+    settings: Settings, specs: Sequence[ChannelSpec] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, ChannelPlugin]:
+    """The configured channel plug-ins (raises SettingsError for a channel set up wrongly)."""
+    if specs is None:
+        # The one place the core names the channel registry; no channel is named here.
+        from channels.registry import CHANNELS
+
+        specs = CHANNELS
+    plugins = {}
+    for spec in specs:
+        plugin = spec.load(settings, overrides)
+        if plugin is not None:
+            plugins[spec.name] = plugin
+    return plugins
 
 
 def build_responder(settings: Settings) -> Responder:
@@ -99,7 +116,11 @@ def build_app(
     responder: Responder | None = None,
     extra_adapters: Sequence[ChannelAdapter] = (),
     command_listeners: Sequence[monitoring.CommandListener] = (),
+    channels: Sequence[ChannelSpec] | None = None,
+    channel_settings: Mapping[str, Any] | None = None,
 ) -> web.Application:
+    """The gateway. `channels` defaults to the registry; `channel_settings` overrides channels' settings
+    by env name (`<channel>_<setting>=…`), as tests do."""
     runtime = Runtime(settings=settings, responder=responder)
     app = web.Application(client_max_size=1024 * 1024)
     app.on_response_prepare.append(hide_server_version)
@@ -167,20 +188,28 @@ def build_app(
                 outbox=runtime.outbox,
                 rules=triage.rules,
                 files=files,
+                channel_label=channel_label,
             )
         else:
             log_event(
                 log, "slack_not_configured", logging.WARNING, hint="handoffs wait in the database; see docs/slack.md"
             )
-        webchat.attach(runtime.store, runtime.ingest, files=files)
-        runtime.adapters[webchat.adapter.name] = webchat.adapter
         for adapter in extra_adapters:
             runtime.adapters[adapter.name] = adapter
-        runtime.bus.subscribe(webchat.on_event)
         runtime.outbox.start()
         runtime.handoffs.start(settings.sla_check_seconds)
         if slack is not None:
             await slack.start()
+        context = ChannelContext(runtime.ingest, runtime.store, files, runtime.bus, settings)
+        started: list[ChannelPlugin] = []
+        try:
+            for plugin in runtime.channels.values():
+                await plugin.start(context)
+                started.append(plugin)
+        except BaseException:
+            for plugin in reversed(started):
+                await plugin.stop()
+            raise
         # Customer messages whose AI turn a killed process (or a failure) left unfinished are answered
         # by whichever process's sweep takes them first, now and for as long as this one runs.
         runtime.recovery = TurnRecovery(runtime.ingest, settings.recovery_sweep_seconds)
@@ -192,13 +221,15 @@ def build_app(
             responder=runtime.responder.name,
             database="embedded" if runtime.embedded else "external",
             worker=runtime.outbox.worker_id,
+            channels=sorted(a for a in runtime.adapters if a != DESK),
         )
         try:
             yield
         finally:
             await runtime.recovery.stop()
             await runtime.handoffs.stop()
-            await webchat.stop()
+            for plugin in reversed(started):
+                await plugin.stop()
             await runtime.ingest.drain()
             await runtime.outbox.stop()
             if slack is not None:
@@ -207,14 +238,18 @@ def build_app(
             if close is not None:
                 await close()  # the model client's connection pool
 
-    # Routes must exist before the app starts; the channel gets its store and ingest at start-up.
-    webchat = WebchatChannel.from_settings(
-        TokenSigner(webchat_secret(settings), settings.webchat_token_ttl_days * 86_400), settings
-    )
-    runtime.webchat = webchat
-    webchat.add_routes(app)
-    # FileStore derives its own signing key from this secret (a labelled HMAC), so links and tokens never mix.
-    files = FileStore(None, webchat_secret(settings), settings.base_url, FilePolicy.from_settings(settings))
+    def channel_label(channel: str) -> str:
+        adapter = runtime.adapters.get(channel)
+        return getattr(adapter, "label", "") or channel
+
+    # Routes must exist before the app starts; channels get ingest and the store at start-up.
+    runtime.channels = load_channels(settings, channels, channel_settings)
+    for plugin in runtime.channels.values():
+        plugin.add_routes(app)
+        for adapter in plugin.adapters:
+            runtime.adapters[adapter.name] = adapter
+    # FileStore derives its own signing key from this secret (a labelled HMAC).
+    files = FileStore(None, gateway_secret(settings), settings.base_url, FilePolicy.from_settings(settings))
     runtime.files = files
     files.add_routes(app)
     slack = SlackBridge(settings) if settings.slack_enabled else None

@@ -23,7 +23,14 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     path, _ = env_file_path()
     enabled.append(f"env file: {path}" + ("" if path.is_file() else " (not found; environment and defaults only)"))
-    enabled.append(f"web chat: {settings.base_url}/ (widget {settings.base_url}/webchat/widget.js)")
+    # One line per channel in the registry: how it is reached, or what is missing.
+    from channels.registry import CHANNELS
+
+    for channel in CHANNELS:
+        try:
+            enabled.append(channel.report(settings))
+        except SettingsError as exc:
+            problems.extend(exc.problems)
     if settings.embedded_database:
         data = Path(settings.gateway_data_dir) / "db"
         if find_server_command() is None:
@@ -61,8 +68,10 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
         )
     else:
         enabled.append("AI responder: offline (set OPENAI_API_KEY or OPENAI_BASE_URL to use a model)")
-    if settings.webchat_secret is None:
-        enabled.append(f"web chat signing key: generated and kept in {settings.gateway_data_dir}/webchat-secret")
+    if settings.gateway_secret is None:
+        from gateway.data_dir import SECRET_FILE
+
+        enabled.append(f"file link key: generated and kept in {Path(settings.gateway_data_dir) / SECRET_FILE}")
     return enabled, problems
 
 

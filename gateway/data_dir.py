@@ -1,7 +1,7 @@
 """The gateway's data directory (GATEWAY_DATA_DIR): private to the user that runs the gateway.
 
-It holds the web chat signing key and the embedded database, so the directory is 0700 and every file
-in it 0600 from the moment it exists: never world-readable, not even for the instant between a
+It holds signing keys (the gateway's, and channels' own) and the embedded database, so the directory
+is 0700 and every file in it 0600 from the moment it exists: never world-readable, not even for the instant between a
 create and a chmod.
 """
 
@@ -14,6 +14,8 @@ from pathlib import Path
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+# The gateway's generated signing key (file links), when GATEWAY_SECRET is not set.
+SECRET_FILE = "gateway-secret"
 
 
 def private_dir(path: Path) -> Path:

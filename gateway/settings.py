@@ -12,7 +12,16 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENV_FILE = ".env"
@@ -33,6 +42,7 @@ class SettingsError(Exception):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file_encoding="utf-8")
+    _source_env_file: Path | None = PrivateAttr(default=None)
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(8080, ge=1, le=65535)
@@ -51,17 +61,8 @@ class Settings(BaseSettings):
     openai_base_url: AnyHttpUrl | None = None
     openai_model: str = "gpt-4o-mini"
 
-    webchat_secret: SecretStr | None = None
-    webchat_token_ttl_days: int = Field(30, ge=1, le=3650)
-    webchat_allowed_origins: str = "*"
-    webchat_max_text: int = Field(4000, ge=1, le=100_000)
-    webchat_rate_max_messages: int = Field(20, ge=1, le=10_000_000)
-    webchat_rate_window_seconds: float = Field(10.0, gt=0, le=3600)
-    webchat_max_sockets_per_conversation: int = Field(10, ge=1, le=1000)
-    webchat_sessions_per_ip_per_hour: int = Field(30, ge=1, le=10_000_000)
-    webchat_empty_session_ttl_hours: float = Field(24.0, gt=0, le=8760)
-    webchat_unattached_upload_ttl_hours: float = Field(24.0, gt=0, le=8760)
-    webchat_demo_page: bool = True
+    # Signs the file store's links; channels derive their own keys from it where they have none.
+    gateway_secret: SecretStr | None = None
     trusted_proxies: str = ""
 
     outbox_lease_seconds: float = Field(30.0, gt=0, le=3600)
@@ -105,17 +106,10 @@ class Settings(BaseSettings):
             raise ValueError('must be 1-63 characters without / \\ . space " or $')
         return value
 
-    @field_validator("webchat_secret")
+    @field_validator("gateway_secret")
     @classmethod
     def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        if len(value.get_secret_value()) < 32:
-            raise ValueError(
-                "must be at least 32 characters; make one with: "
-                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-            )
-        return value
+        return long_secret(value)
 
     @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token")
     @classmethod
@@ -188,8 +182,21 @@ class Settings(BaseSettings):
         return tuple(ipaddress.ip_network(t, strict=False) for t in items if t)
 
     @property
-    def allowed_origins(self) -> frozenset[str]:
-        return frozenset(o.strip().rstrip("/") for o in self.webchat_allowed_origins.split(",") if o.strip())
+    def source_env_file(self) -> Path | None:
+        """The env file these settings were read from; channels read their own settings from it too."""
+        return self._source_env_file
+
+
+def long_secret(value: SecretStr | None) -> SecretStr | None:
+    """A signing secret: unset when empty, else at least 32 characters."""
+    if value is None or not value.get_secret_value():
+        return None
+    if len(value.get_secret_value()) < 32:
+        raise ValueError(
+            "must be at least 32 characters; make one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    return value
 
 
 def env_file_path(environ: os._Environ[str] | dict[str, str] = os.environ) -> tuple[Path, bool]:
@@ -203,10 +210,13 @@ def load_settings(**overrides: object) -> Settings:
     path, explicit = env_file_path()
     if explicit and not path.is_file():
         raise SettingsError([f"GATEWAY_ENV_FILE: {path} does not exist"])
+    env_file = path if path.is_file() else None
     try:
-        return Settings(_env_file=path if path.is_file() else None, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from None
+    settings._source_env_file = env_file
+    return settings
 
 
 # scheme://userinfo@ : the userinfo runs to the last "@" before the path, so a password with an
@@ -219,10 +229,12 @@ def redact_url_credentials(text: str) -> str:
     return _URL_USERINFO.sub(r"\1***@", text)
 
 
-def describe_errors(exc: ValidationError) -> list[str]:
+def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per wrong value, named as the env variable (`prefix` is a channel's, e.g. "telegram_")."""
     problems = []
     for error in exc.errors():
-        name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+        field = "_".join(str(part) for part in error["loc"])
+        name = (prefix + field).upper() if field else f"{prefix.upper().rstrip('_') or 'gateway'} settings"
         message = error["msg"].removeprefix("Value error, ")
         shown = error.get("input")
         # Never echo secrets back into a terminal or log.

@@ -108,12 +108,16 @@ async def gateway_factory(
             command_listeners: Sequence[Any] = (),
             **overrides: Any,
         ) -> RunningGateway:
-            settings = make_settings(mongo_uri, db_name, tmp_path / "data", **overrides)
+            core = {k: v for k, v in overrides.items() if k in Settings.model_fields}
+            # The rest are channels' settings by env name (webchat_max_text=…), read by their plug-ins.
+            channel_settings = {k: v for k, v in overrides.items() if k not in core}
+            settings = make_settings(mongo_uri, db_name, tmp_path / "data", **core)
             app = build_app(
                 settings,
                 responder=responder,
                 extra_adapters=extra_adapters,
                 command_listeners=command_listeners,
+                channel_settings=channel_settings,
             )
             server = TestServer(app, host="127.0.0.1")
             await server.start_server()

@@ -102,6 +102,7 @@ class SlackBridge:
         outbox: OutboxWorker,
         rules: RoutingRules,
         files: FileStore | None,
+        channel_label: Callable[[str], str] = str,
     ) -> SlackDesk:
         self.store, self.handoffs, self.outbox, self.rules, self.files = store, handoffs, outbox, rules, files
         self.desk_jobs = handoffs.desk
@@ -114,6 +115,7 @@ class SlackBridge:
             self.policy,
             default_channel=self.settings.slack_default_channel,
             mirror_max_posts=self.settings.slack_mirror_max_posts,
+            channel_label=channel_label,
         )
 
     async def start(self) -> None:

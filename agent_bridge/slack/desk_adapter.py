@@ -9,7 +9,7 @@ the transcript, and each mirrored customer message's `slack_mirror` right after 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -32,13 +32,6 @@ from gateway.store import ConversationStore, utcnow
 log = logging.getLogger("agent_bridge.slack.desk")
 
 DESK = "slack"
-CHANNEL_LABELS = {
-    "webchat": "Web chat",
-    "whatsapp": "WhatsApp",
-    "sms": "SMS",
-    "email": "Email",
-    "telegram": "Telegram",
-}
 CARD_STATES: dict[str, CardState] = {
     "waiting_for_agent": "waiting",
     "with_agent": "claimed",
@@ -58,6 +51,7 @@ TRANSCRIPT_SCAN = 2000
 
 class SlackDesk:
     name = DESK
+    label = "Slack"
     capabilities = Capabilities(max_text=40_000, attachments=True)
 
     def __init__(
@@ -70,8 +64,11 @@ class SlackDesk:
         *,
         default_channel: str = "",
         mirror_max_posts: int = 10,
+        channel_label: Callable[[str], str] = str,
     ) -> None:
         self.client = client
+        # The customer channel's name as people read it ("Telegram"), from its adapter.
+        self.channel_label = channel_label
         self.store = store
         self.rules = rules
         self.files = files
@@ -133,7 +130,7 @@ class SlackDesk:
         text, blocks = handoff_card(
             conversation,
             customer_name=await self._customer_name(conversation),
-            channel_label=CHANNEL_LABELS.get(channel, channel),
+            channel_label=self.channel_label(channel),
             turn_record=turn,
             queue=queue,
             sla_due=conversation.get("sla_due_at") or queue.sla_due(conversation.get("handoff_at") or now),

@@ -20,6 +20,7 @@ CHANNEL = "webchat"
 
 class WebchatAdapter:
     name = CHANNEL
+    label = "Web chat"
 
     def __init__(self, hub: WebchatHub, max_text: int = 4000) -> None:
         self.hub = hub

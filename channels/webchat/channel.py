@@ -26,7 +26,9 @@ from channels.webchat.expiry import Expiry
 from channels.webchat.frames import error_frame, message_frame, revision_frame
 from channels.webchat.hub import Connection, WebchatHub
 from channels.webchat.limits import KeyedLimiters, RateLimiter, WebchatLimits
+from channels.webchat.settings import WebchatSettings
 from channels.webchat.tokens import InvalidToken, Session, TokenSigner
+from gateway.channel import ChannelContext
 from gateway.events import Event, MessageStored, StatusChanged, Typing
 from gateway.files import FileRejected, FileStore, human_size, safe_name
 from gateway.ingest import Ingest
@@ -101,6 +103,9 @@ class ClientMessage:
 
 
 class WebchatChannel:
+    """The web chat plug-in: its routes, its adapter (pushes to open sockets), its expiry sweep."""
+
+    name = CHANNEL
     store: ConversationStore
     ingest: Ingest
     files: FileStore | None = None
@@ -136,21 +141,30 @@ class WebchatChannel:
         }
 
     @classmethod
-    def from_settings(cls, signer: TokenSigner, settings: Settings) -> WebchatChannel:
-        return cls(
+    def from_settings(cls, signer: TokenSigner, settings: WebchatSettings, core: Settings) -> WebchatChannel:
+        channel = cls(
             signer,
-            max_text=settings.webchat_max_text,
-            allowed_origins=settings.allowed_origins,
+            max_text=settings.max_text,
+            allowed_origins=settings.origins,
             limits=WebchatLimits.from_settings(settings),
-            trusted_proxies=settings.trusted_proxy_networks,
-            demo_page=settings.webchat_demo_page,
+            trusted_proxies=core.trusted_proxy_networks,
+            demo_page=settings.demo_page,
         )
+        return channel
+
+    # the plug-in contract (gateway/channel.py)
+
+    @property
+    def adapters(self) -> tuple[WebchatAdapter]:
+        return (self.adapter,)
+
+    async def start(self, context: ChannelContext) -> None:
+        """Routes are added when the app is built; the database exists only once the app starts."""
+        self.attach(context.store, context.ingest, files=context.files)
+        context.events.subscribe(self.on_event)
 
     def attach(self, store: ConversationStore, ingest: Ingest, files: FileStore | None = None) -> None:
-        """Routes are added when the app is built; the database exists only once the app starts.
-
-        Without `files` the upload endpoints answer 404 and message frames with attachments are refused.
-        """
+        """Without `files` the upload endpoints answer 404 and message frames with attachments are refused."""
         self.store = store
         self.ingest = ingest
         self.files = files

@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from gateway.settings import Settings
+from channels.webchat.settings import WebchatSettings
 
 
 class RateLimiter:
@@ -86,12 +86,12 @@ class WebchatLimits:
     unattached_upload_ttl_seconds: float = 24 * 3600.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WebchatLimits:
+    def from_settings(cls, settings: WebchatSettings) -> WebchatLimits:
         return cls(
-            rate_max_messages=settings.webchat_rate_max_messages,
-            rate_window_seconds=settings.webchat_rate_window_seconds,
-            max_sockets_per_conversation=settings.webchat_max_sockets_per_conversation,
-            sessions_per_ip_per_hour=settings.webchat_sessions_per_ip_per_hour,
-            empty_session_ttl_seconds=settings.webchat_empty_session_ttl_hours * 3600,
-            unattached_upload_ttl_seconds=settings.webchat_unattached_upload_ttl_hours * 3600,
+            rate_max_messages=settings.rate_max_messages,
+            rate_window_seconds=settings.rate_window_seconds,
+            max_sockets_per_conversation=settings.max_sockets_per_conversation,
+            sessions_per_ip_per_hour=settings.sessions_per_ip_per_hour,
+            empty_session_ttl_seconds=settings.empty_session_ttl_hours * 3600,
+            unattached_upload_ttl_seconds=settings.unattached_upload_ttl_hours * 3600,
         )

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pymongo import AsyncMongoClient
 
-from gateway.app import webchat_secret
+from channels.webchat.plugin import WEBCHAT, token_secret
+from gateway.app import gateway_secret
 from gateway.data_dir import create_once
 from gateway.embedded_db import EmbeddedDatabase
 from gateway.settings import Settings
@@ -41,13 +42,23 @@ async def test_the_embedded_database_keeps_its_files_private(tmp_path: Path) -> 
     assert modes_open_to_others(data) == []
 
 
-def test_the_webchat_secret_is_created_private(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, gateway_data_dir=tmp_path / "data", webchat_secret=None)  # type: ignore[call-arg]
-    key = webchat_secret(settings)
-    assert len(key) >= 32
-    assert webchat_secret(settings) == key, "the key must survive a restart"
+def test_the_generated_secrets_are_created_private(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, gateway_data_dir=tmp_path / "data", gateway_secret=None)  # type: ignore[call-arg]
+    webchat = WEBCHAT.read(settings, {"webchat_secret": None})
+    keys = gateway_secret(settings), token_secret(webchat, settings)
+    assert all(len(key) >= 32 for key in keys) and keys[0] != keys[1]
+    assert (gateway_secret(settings), token_secret(webchat, settings)) == keys, "the keys must survive a restart"
     assert modes_open_to_others(tmp_path / "data") == []
-    assert [p.name for p in (tmp_path / "data").iterdir()] == ["webchat-secret"], "no temporary file is left"
+    names = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert names == ["gateway-secret", "webchat-secret"], "no temporary file is left"
+
+
+def test_a_data_dir_from_before_plugins_keeps_its_file_links_valid(tmp_path: Path) -> None:
+    """Older versions signed file links with the web chat's generated key; it stays the gateway's key."""
+    settings = Settings(_env_file=None, gateway_data_dir=tmp_path / "data", gateway_secret=None)  # type: ignore[call-arg]
+    legacy = create_once(tmp_path / "data" / "webchat-secret", "k" * 48)
+    WEBCHAT.build(WEBCHAT.read(settings), settings)
+    assert gateway_secret(settings) == legacy.encode()
 
 
 def test_processes_starting_together_agree_on_one_secret(tmp_path: Path) -> None:

@@ -183,7 +183,7 @@ async def test_a_token_opens_only_its_own_conversation(gateway: RunningGateway) 
 
 async def test_an_expired_token_is_refused(gateway: RunningGateway) -> None:
     session = await gateway.new_session()
-    signer = gateway.runtime.webchat.signer
+    signer = gateway.runtime.channels["webchat"].signer
     old = signer.issue(session["conversation_id"], "v", now=0)
     ws = await gateway.connect(old)
     closing = await ws.receive()

@@ -74,7 +74,7 @@ async def test_past_the_socket_cap_the_oldest_socket_is_closed_with_4409(gateway
     closing = await asyncio.wait_for(oldest.receive(), 5)
     assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4409
     assert closing.extra == "replaced by a newer connection"
-    assert gw.runtime.webchat.hub.connection_count == 3
+    assert gw.runtime.channels["webchat"].hub.connection_count == 3
     # The survivors still get every frame of the conversation.
     await newest.send_json({"type": "message", "text": "Can I pay with PayPal?", "client_msg_id": "s-1"})
     await receive_until(middle, own_ack("s-1"))
@@ -115,7 +115,7 @@ async def test_x_forwarded_for_counts_only_from_a_trusted_proxy(gateway_factory:
 
 async def test_empty_conversations_and_their_contacts_expire_used_ones_stay(gateway_factory: GatewayFactory) -> None:
     gw = await gateway_factory(webchat_empty_session_ttl_hours=2)
-    store, expiry = gw.runtime.store, gw.runtime.webchat.expiry
+    store, expiry = gw.runtime.store, gw.runtime.channels["webchat"].expiry
     empty = await gw.new_session()
     used = await gw.new_session()
     live = await gw.new_session()
@@ -158,7 +158,7 @@ async def test_uploads_never_attached_expire_attached_ones_stay(gateway_factory:
     )
     await receive_until(ws, own_ack("f-1"))
 
-    assert await gw.runtime.webchat.expiry.sweep(utcnow() + timedelta(hours=2)) == (0, 2)
+    assert await gw.runtime.channels["webchat"].expiry.sweep(utcnow() + timedelta(hours=2)) == (0, 2)
     db = gw.runtime.store.db
     assert [str(d["_id"]) async for d in db["files.files"].find({})] == [kept["file_id"]]
     assert await db["files.chunks"].count_documents({"files_id": {"$ne": ObjectId(kept["file_id"])}}) == 0
@@ -178,7 +178,7 @@ async def test_uploads_never_attached_expire_attached_ones_stay(gateway_factory:
 async def test_the_sweep_runs_on_its_own(gateway_factory: GatewayFactory) -> None:
     gw = await gateway_factory(webchat_empty_session_ttl_hours=0.0001)  # 0.36 s
     await gw.new_session()
-    expiry = gw.runtime.webchat.expiry
+    expiry = gw.runtime.channels["webchat"].expiry
     await expiry.stop()
     await asyncio.sleep(0.5)
     expiry.start(every=0.2)

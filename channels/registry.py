@@ -1,0 +1,8 @@
+"""Every channel the gateway can serve. Adding a channel: one package in `channels/`, one line here."""
+
+from __future__ import annotations
+
+from channels.webchat.plugin import WEBCHAT
+from gateway.channel import ChannelSpec
+
+CHANNELS: tuple[ChannelSpec, ...] = (WEBCHAT,)
