@@ -10,7 +10,8 @@ Kinds (`message.extra["kind"]`), each rendered by the desk adapter:
   customer_message  mirror one customer message (text and files) into the thread
   card              re-render the card from the conversation's current state
   event             a line in the thread about something that happened (`data["event"]`:
-                    claimed, resolved, returned, csat, sla_overdue, file_refused, note_kept)
+                    claimed, resolved, returned, csat, sla_overdue, file_refused, note_kept,
+                    unreachable, customer_edited)
   receipt           delivery status of an agent's reply (`data`: desk_ref, ok, reason)
 """
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.models import ConversationRef
+
 log = logging.getLogger("gateway.events")
 
 
@@ -24,6 +26,8 @@ class Typing:
     conversation_id: str
     author: str
     active: bool
+    # Where the customer is, so a channel with a typing indicator (Telegram's sendChatAction) can show it.
+    ref: ConversationRef | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,11 @@ from gateway.desk import DeskJobs, present
 from gateway.events import EventBus, MessageStored, StatusChanged
 from gateway.ingest import Ingest, message_document
 from gateway.logs import log_event
-from gateway.models import Attachment, ConversationRef, OutboundMessage
+from gateway.models import Attachment, ConversationRef, DeliveryError, OutboundMessage
 from gateway.outbox import OutboxWorker
 from gateway.periodic import Periodic
-from gateway.store import ConversationStore, DuplicateMessage, utcnow
+from gateway.shaping import fits
+from gateway.store import ConversationStore, DuplicateMessage, parse_id, utcnow
 
 log = logging.getLogger("gateway.handoffs")
 
@@ -81,7 +82,11 @@ class Handoffs:
 
     # messages to the customer
 
-    def _customer_job(self, conversation: Mapping[str, Any], message: Mapping[str, Any], **extra: Any) -> dict:
+    def _customer_jobs(
+        self, conversation: Mapping[str, Any], message: Mapping[str, Any], **extra: Any
+    ) -> list[dict[str, Any]]:
+        """The jobs that deliver `message` on the customer's channel: one, or one per part when the
+        channel needs it split (gateway/shaping.py)."""
         ref = ConversationRef.from_doc(conversation["ref"])
         outbound = OutboundMessage(
             conversation_id=str(conversation["_id"]),
@@ -94,7 +99,7 @@ class Handoffs:
             message_id=str(message["_id"]),
             extra=extra,
         )
-        return self.outbox.new_job(ref, outbound, idempotency_key=f"out:{message['_id']}")
+        return self.outbox.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
 
     async def _tell_customer(
         self,
@@ -104,9 +109,11 @@ class Handoffs:
         last_seq: int,
         key: str,
         desk_jobs: Sequence[dict[str, Any] | None] = (),
+        extras: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Store and send system messages numbered `last_seq - len(texts) + 1 … last_seq` (numbers the
-        caller reserved), with any desk jobs, in one ordered batch."""
+        caller reserved), with any desk jobs, in one ordered batch. `extras[i]` goes to the adapter
+        with text i (`{"kind": "csat_question"}` lets Telegram offer rating buttons)."""
         now = utcnow()
         docs: list[tuple[str, Mapping[str, Any]]] = []
         jobs = []
@@ -121,9 +128,9 @@ class Handoffs:
                 created_at=now,
                 channel=conversation["ref"]["channel"],
             )
-            job = self._customer_job(conversation, message)
-            docs += [("messages", message), ("outbox", job)]
-            jobs.append(job)
+            parts = self._customer_jobs(conversation, message, **(extras[offset] if extras else {}))
+            docs += [("messages", message), *(("outbox", job) for job in parts)]
+            jobs += parts
             self.bus.publish(MessageStored(dict(conversation), message))
         extra = present(*desk_jobs)
         docs += [("outbox", job) for job in extra]
@@ -193,16 +200,17 @@ class Handoffs:
             meta={"agent": agent.to_doc(), "desk_ref": dict(desk_ref)},
         )
         message["agent_name"] = agent.name
-        job = self._customer_job(conversation, message, desk_ref=dict(desk_ref))
+        jobs = self._customer_jobs(conversation, message, desk_ref=dict(desk_ref))
         changed = before["status"] != "with_agent"
         card = (
             self.desk.card(conversation_id, position=message["seq"], key=f"reply:{message['_id']}") if changed else None
         )
         try:
-            await self.store.insert_message(message, [job, *present(card)])
+            await self.store.insert_message(message, [*jobs, *present(card)])
         except DuplicateMessage:
             return None  # the same Slack message raced in twice; the other one relays it
-        self.outbox.dispatch(job)
+        for job in jobs:
+            self.outbox.dispatch(job)
         if card is not None:
             self.outbox.dispatch(card)
         self.bus.publish(MessageStored(conversation, message))
@@ -253,10 +261,13 @@ class Handoffs:
         await self.store.messages.update_one({"_id": original["_id"]}, {"$set": change | {"revised_seq": seq}})
         adapter = self.adapters.get(conversation["ref"]["channel"])
         agent_name = original.get("agent_name", "")
-        if adapter is not None and adapter.capabilities.edits:
-            sent = await self.store.outbox.find_one(
-                {"idempotency_key": f"out:{original['_id']}"}, projection={"provider_message_id": 1}
-            )
+        # The provider's ids of what was sent (one per part). An edit goes in place only where the
+        # channel edits messages and the reply was, and still is, one message; else it is a correction.
+        sent_ids = await self.store.provider_ids_of(original["_id"])
+        in_place = adapter is not None and adapter.capabilities.edits
+        if in_place and op == "edit":
+            in_place = len(sent_ids) <= 1 and fits(new_text, adapter.capabilities)  # type: ignore[union-attr]
+        if in_place:
             outbound = OutboundMessage(
                 conversation_id=str(conversation["_id"]),
                 seq=seq,
@@ -268,7 +279,8 @@ class Handoffs:
                 extra={
                     "op": op,
                     "target_seq": original["seq"],
-                    "target_provider_message_id": (sent or {}).get("provider_message_id") or "",
+                    "target_provider_message_id": sent_ids[0] if sent_ids else "",
+                    "target_provider_message_ids": sent_ids,
                 },
             )
             job = self.outbox.new_job(
@@ -289,9 +301,10 @@ class Handoffs:
                 meta={"corrects": original["_id"]},
             )
             message["agent_name"] = agent_name
-            job = self._customer_job(conversation, message)
-            await self.store.insert_ordered([("messages", message), ("outbox", job)])
-            self.outbox.dispatch(job)
+            jobs = self._customer_jobs(conversation, message)
+            await self.store.insert_ordered([("messages", message), *(("outbox", job) for job in jobs)])
+            for job in jobs:
+                self.outbox.dispatch(job)
         log_event(log, f"agent_reply_{op}ed", conversation_id=str(conversation["_id"]), seq=original["seq"])
         return True
 
@@ -324,6 +337,7 @@ class Handoffs:
             fields=lambda now: {"resolved_at": now, "resolved_by": agent.to_doc()},
             extra=lambda now: {"csat": {"asked_at": now, "score": None, "answered_at": None}},
             texts=lambda team: [templates.resolved.format(**team), templates.csat_question.format(**team)],
+            extras=[{}, {"kind": "csat_question"}],
         )
 
     async def return_to_ai(self, conversation_id: ObjectId, agent: Agent) -> ActionResult:
@@ -353,6 +367,7 @@ class Handoffs:
         fields: Callable[[datetime], dict[str, Any]],
         texts: Callable[[dict[str, str]], list[str]],
         extra: Callable[[datetime], dict[str, Any]] | None = None,
+        extras: Sequence[Mapping[str, Any]] = (),
     ) -> ActionResult:
         """One agent action: change the conversation if `when` still holds (one findAndModify, so two
         agents clicking at once cannot both win), record it on the handoff, tell the customer, and
@@ -375,6 +390,7 @@ class Handoffs:
             last_seq=seq,
             key=f"{action}:{conversation_id}:{seq}",
             desk_jobs=[self.desk.card(conversation_id, position=seq, key=f"{action}:{seq}")],
+            extras=extras,
         )
         self.bus.publish(StatusChanged(str(conversation_id), status))
         log_event(log, f"handoff_{action}", conversation_id=str(conversation_id))
@@ -450,8 +466,28 @@ class Handoffs:
     async def on_sent(self, job: Mapping[str, Any], provider_message_id: str) -> None:
         await self._receipt(job, ok=True, reason="")
 
-    async def on_failed(self, job: Mapping[str, Any], reason: str) -> None:
-        await self._receipt(job, ok=False, reason=reason)
+    async def on_failed(self, job: Mapping[str, Any], error: DeliveryError) -> None:
+        if error.unreachable and job.get("channel") != self.desk.desk:
+            await self._unreachable(job, error.reason)
+        await self._receipt(job, ok=False, reason=error.reason)
+
+    async def _unreachable(self, job: Mapping[str, Any], reason: str) -> None:
+        """The customer cannot be reached on their channel (blocked the bot, opted out): mark the
+        conversation, so people see it on the card, and say so in the thread once."""
+        conversation_id = parse_id(job["lane"])
+        if conversation_id is None:
+            return
+        conversation = await self.store.conversations.find_one_and_update(
+            {"_id": conversation_id, "unreachable": None},
+            {"$set": {"unreachable": {"reason": reason, "at": utcnow()}}},
+        )
+        log_event(log, "customer_unreachable", logging.WARNING, conversation_id=job["lane"], reason=reason)
+        # Only a conversation handed off has a thread to say it in; the card shows it on its next redraw.
+        if conversation is not None and conversation.get("handoff"):
+            position = int((job.get("message") or {}).get("seq") or 0)
+            await self.outbox.enqueue(
+                present(self.desk.event(conversation_id, "unreachable", position=position, key="", reason=reason))
+            )
 
     async def _receipt(self, job: Mapping[str, Any], *, ok: bool, reason: str) -> None:
         """One receipt per agent reply delivered (or finally failed) on the customer's channel.
@@ -468,6 +504,9 @@ class Handoffs:
         desk_ref = (message.get("extra") or {}).get("desk_ref")
         if not desk_ref or message.get("author") != "agent":
             return
+        part = (message.get("extra") or {}).get("part")
+        if ok and part and part["index"] != part["count"] - 1:
+            return  # a reply split in parts is delivered when its last part is
         receipt = self.desk.job(
             message["conversation_id"],
             "receipt",

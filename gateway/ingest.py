@@ -259,6 +259,14 @@ class Ingest:
             log_event(log, "inbound_duplicate", **fields)
             return IngestResult(str(conversation_id), existing or message, duplicate=True)
 
+        if inbound.provider_message_id:
+            # The provider's id of this message: a later edit or reply-to of it finds it (gateway/store.py).
+            await self.store.map_provider_id(
+                inbound.ref.channel,
+                inbound.provider_message_id,
+                message_id=message["_id"],
+                conversation_id=conversation_id,
+            )
         log_event(log, "inbound_stored", seq=customer_seq, status=conversation["status"], **fields)
         self.bus.publish(MessageStored(conversation, message))
         if rating is not None and self.handoffs is not None:
@@ -290,7 +298,7 @@ class Ingest:
         handoff notice together with the status change, in the same guarded write."""
         conversation_id = conversation["_id"]
         cid = str(conversation_id)
-        self.bus.publish(Typing(cid, "ai", True))
+        self.bus.publish(Typing(cid, "ai", True, ref))
         hold = TurnHold(self.store, customer["_id"], self.turn_lease_seconds, self._turns)
         try:
             context = Context.from_conversation(conversation)
@@ -348,7 +356,7 @@ class Ingest:
                 created_at=now,
                 message_id=str(message["_id"]),
             )
-            job = self.outbox.new_job(ref, outbound, idempotency_key=f"out:{message['_id']}")
+            jobs = self.outbox.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
             card = None
             if decision.action == "handoff":
                 # The card goes to the desk in the same write as the handoff: it cannot be lost.
@@ -361,10 +369,10 @@ class Ingest:
                 )
                 extra += [("outbox", j) for j in present(card)]
             stored = await self.store.store_outbound(
-                message, job, owner_status="ai", touch=touch, extra=extra, answers=customer["_id"]
+                message, jobs, owner_status="ai", touch=touch, extra=extra, answers=customer["_id"]
             )
             # Typing ends just before the reply goes out, so the indicator never outlives the message.
-            self.bus.publish(Typing(cid, "ai", False))
+            self.bus.publish(Typing(cid, "ai", False, ref))
             if not stored:
                 # A person took over meanwhile, or this message was already answered.
                 await self.store.settle_turn(customer["_id"])
@@ -380,7 +388,8 @@ class Ingest:
                 queue=decision.queue,
                 articles=[a.article_id for a in reply.articles] if reply else [],
             )
-            self.outbox.dispatch(job)
+            for job in jobs:
+                self.outbox.dispatch(job)
             if card is not None:
                 self.outbox.dispatch(card)
             if decision.action == "handoff":
@@ -389,7 +398,7 @@ class Ingest:
             # The message keeps its claim to an answer: once the hold lapses, the recovery sweep (or
             # the customer's re-send) runs the turn again, in this process or another.
             log.exception("ai_turn_failed", extra={"conversation_id": cid, "retry_after_s": self.turn_lease_seconds})
-            self.bus.publish(Typing(cid, "ai", False))
+            self.bus.publish(Typing(cid, "ai", False, ref))
         finally:
             hold.cancel()
 

@@ -101,10 +101,15 @@ class SendResult:
 
 
 class DeliveryError(Exception):
-    """A typed send failure. `permanent` ends retries at once; `retry_after` is the provider's hint."""
+    """A typed send failure. `permanent` ends retries at once; `retry_after` is the provider's hint;
+    `unreachable` says the customer cannot be reached on this channel at all (they blocked the bot,
+    opted out): the conversation is marked so and the agents are told."""
 
-    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, *, permanent: bool = False, retry_after: float | None = None, unreachable: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.permanent = permanent
+        self.permanent = permanent or unreachable
         self.retry_after = retry_after
+        self.unreachable = unreachable

@@ -28,16 +28,17 @@ from pymongo.errors import DuplicateKeyError
 from gateway.channel import ChannelAdapter
 from gateway.logs import log_event
 from gateway.models import Attachment, ConversationRef, DeliveryError, OutboundMessage
-from gateway.store import ConversationStore, utcnow
+from gateway.shaping import shape
+from gateway.store import ConversationStore, parse_id, utcnow
 
 log = logging.getLogger("gateway.outbox")
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 
 # Called after a job is finally sent (with the provider's message id) or finally failed (with the
-# reason). The Slack bridge uses them to show delivery status next to an agent's reply.
+# error, whose reason is final). The handoffs use them to show delivery status next to an agent's reply.
 SentHook = Callable[[Mapping[str, Any], str], Awaitable[None]]
-FailureHook = Callable[[Mapping[str, Any], str], Awaitable[None]]
+FailureHook = Callable[[Mapping[str, Any], DeliveryError], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ def job_document(
     lease_seconds: float,
     now: datetime,
     lane: str | None = None,
+    part: int = 0,
 ) -> dict[str, Any]:
     """An outbox job, self-contained so any process can deliver it without reading anything else.
 
@@ -74,6 +76,8 @@ def job_document(
         "_id": ObjectId(),
         "lane": lane or message.conversation_id,
         "position": message.seq,
+        # A message split to fit its channel is several jobs with one position: parts go in order.
+        "part": part,
         "channel": ref.channel,
         "ref": ref.to_doc(),
         "message": {
@@ -171,7 +175,13 @@ class OutboxWorker:
     # enqueue
 
     def new_job(
-        self, ref: ConversationRef, message: OutboundMessage, idempotency_key: str, *, lane: str | None = None
+        self,
+        ref: ConversationRef,
+        message: OutboundMessage,
+        idempotency_key: str,
+        *,
+        lane: str | None = None,
+        part: int = 0,
     ) -> dict[str, Any]:
         return job_document(
             ref=ref,
@@ -181,7 +191,18 @@ class OutboxWorker:
             lease_seconds=self.lease_seconds,
             now=utcnow(),
             lane=lane,
+            part=part,
         )
+
+    def customer_jobs(self, ref: ConversationRef, message: OutboundMessage, idempotency_key: str) -> list[dict]:
+        """The jobs that deliver `message` to a customer, shaped to fit the channel (gateway/shaping.py):
+        one per part, the first under `idempotency_key`, the others under `<key>#<n>`."""
+        adapter = self.adapters.get(ref.channel)
+        parts = shape(message, adapter.capabilities if adapter is not None else None)
+        return [
+            self.new_job(ref, part, idempotency_key if index == 0 else f"{idempotency_key}#{index + 1}", part=index)
+            for index, part in enumerate(parts)
+        ]
 
     async def enqueue(self, jobs: list[dict[str, Any]]) -> None:
         """Write jobs made by `new_job` (ignoring ones already enqueued under the same key) and deliver
@@ -282,7 +303,9 @@ class OutboxWorker:
         for lane in dict.fromkeys(c["lane"] for c in candidates):
             if lane in self._lanes:
                 continue  # this process is delivering the lane right now; it keeps the order
-            head = await outbox.find_one({"lane": lane, "state": PENDING}, sort=[("position", ASCENDING)])
+            head = await outbox.find_one(
+                {"lane": lane, "state": PENDING}, sort=[("position", ASCENDING), ("part", ASCENDING)]
+            )
             if head is None or head["next_attempt_at"] > now:
                 continue  # the head waits for its retry; nothing behind it may go first
             job = await self._claim(head["_id"], now)
@@ -335,12 +358,30 @@ class OutboxWorker:
             },
         )
         log_event(log, "outbox_sent", attempts=attempts, **fields)
+        await self._map_provider_id(job, result.provider_message_id, fields)
         if self.on_sent is not None:
             await self._hook(self.on_sent, job, result.provider_message_id, fields)
         return True
 
+    async def _map_provider_id(self, job: dict[str, Any], provider_message_id: str, fields: dict[str, Any]) -> None:
+        """Remember the provider's id of a customer message, for the agent's later edit or delete.
+        A channel that addresses messages by our own id (web chat) has nothing to map."""
+        message_id = parse_id(job["message"].get("message_id") or "")
+        if not provider_message_id or message_id is None or provider_message_id == str(message_id):
+            return
+        try:
+            await self.store.map_provider_id(
+                job["channel"],
+                provider_message_id,
+                message_id=message_id,
+                conversation_id=parse_id(job["message"]["conversation_id"]),
+                part=int(job.get("part") or 0),
+            )
+        except Exception:  # the message went out; a lost mapping only turns a later edit into a correction
+            log.exception("provider_id_not_mapped", extra=fields)
+
     async def _hook(
-        self, hook: SentHook | FailureHook, job: dict[str, Any], value: str, fields: dict[str, Any]
+        self, hook: SentHook | FailureHook, job: dict[str, Any], value: Any, fields: dict[str, Any]
     ) -> None:
         # A failing hook must not turn a finished delivery into a retry (the customer would get it twice).
         try:
@@ -370,7 +411,8 @@ class OutboxWorker:
             )
             log_event(log, "outbox_failed", logging.WARNING, attempts=attempts, reason=reason, **fields)
             if self.on_failed is not None:
-                await self._hook(self.on_failed, job, reason, fields)
+                final = DeliveryError(reason, permanent=True, unreachable=error.unreachable)
+                await self._hook(self.on_failed, job, final, fields)
             return True
         self._blocked.add(job["lane"])
         delay = self.policy.delay(attempts, error.retry_after)

@@ -6,6 +6,7 @@ budget (see docs/benchmarks.md) is counted in these calls.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -97,6 +98,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         # field exists only until the reply is written, so the index holds only turns in flight.
         IndexModel([("awaiting_reply_since", ASCENDING)], sparse=True, name="awaiting_reply"),
     ],
+    "provider_ids": [
+        # _id is "<channel>|<provider message id>" (unique by itself): provider id → our message, for
+        # a customer's edit or reply-to. This index goes the other way, for an agent's edit or delete.
+        IndexModel([("message_id", ASCENDING), ("part", ASCENDING)], name="message_part"),
+    ],
     "outbox": [
         # The sweeper's query: due jobs.
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_due"),
@@ -133,6 +139,7 @@ class ConversationStore:
         self.handoffs = self.db.handoffs
         self.notes = self.db.notes
         self.desk_events = self.db.desk_events
+        self.provider_ids = self.db.provider_ids
         self._cross_collection_bulk = True
         # Multi-document transactions need a replica set (or mongos); SecantusDB advertises one.
         self.transactions = False
@@ -378,6 +385,34 @@ class ConversationStore:
             if kind == "guard" and result.matched_count == 0:
                 raise _GuardFailed
 
+    # provider message ids (one place for every channel's ids: Telegram's, Twilio's SIDs, Message-IDs)
+
+    async def map_provider_id(
+        self, channel: str, provider_message_id: str, *, message_id: Any, conversation_id: Any, part: int = 0
+    ) -> None:
+        """Remember which of our messages a provider's id names (written once; a repeat is a no-op)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.provider_ids.insert_one(
+                {
+                    "_id": f"{channel}|{provider_message_id}",
+                    "channel": channel,
+                    "provider_message_id": provider_message_id,
+                    "message_id": message_id,
+                    "conversation_id": conversation_id,
+                    "part": part,
+                    "created_at": utcnow(),
+                }
+            )
+
+    async def message_for_provider_id(self, channel: str, provider_message_id: str) -> dict[str, Any] | None:
+        mapped = await self.provider_ids.find_one({"_id": f"{channel}|{provider_message_id}"})
+        return await self.messages.find_one({"_id": mapped["message_id"]}) if mapped else None
+
+    async def provider_ids_of(self, message_id: Any) -> list[str]:
+        """The provider's ids of one of our messages, one per part, in order."""
+        found = self.provider_ids.find({"message_id": message_id}, {"provider_message_id": 1, "part": 1})
+        return [d["provider_message_id"] for d in await found.sort("part", ASCENDING).to_list()]
+
     async def message_by_key(self, idempotency_key: str) -> dict[str, Any] | None:
         return await self.messages.find_one({"idempotency_key": idempotency_key})
 
@@ -392,14 +427,14 @@ class ConversationStore:
     async def store_outbound(
         self,
         message: Mapping[str, Any],
-        job: Mapping[str, Any],
+        jobs: Sequence[Mapping[str, Any]],
         *,
         owner_status: str,
         touch: Mapping[str, Any],
         extra: Sequence[tuple[str, Mapping[str, Any]]] = (),
         answers: Any = None,
     ) -> bool:
-        """Store an outbound message and its outbox job if the conversation is still `owner_status`.
+        """Store an outbound message and its outbox jobs if the conversation is still `owner_status`.
 
         With MongoDB 8's cross-collection bulkWrite this is one ordered round trip whose first step is
         the ownership guard: an upsert on {_id, status}. When the status has changed (say an agent
@@ -418,7 +453,7 @@ class ConversationStore:
         ops: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = [
             ("guard", "conversations", guard, {"$set": dict(touch)}),
             ("insert", "messages", dict(message), None),
-            ("insert", "outbox", dict(job), None),
+            *(("insert", "outbox", dict(job), None) for job in jobs),
             *(("insert", name, dict(doc), None) for name, doc in extra),
         ]
         if answers is not None:

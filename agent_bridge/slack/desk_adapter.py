@@ -371,6 +371,14 @@ class SlackDesk:
             text = f":star: The customer rated this conversation {score} out of 5."
         elif event == "file_refused":
             text = ":no_entry_sign: Not sent to the customer: " + quote_customer_text(str(job.extra.get("reason")), 500)
+        elif event == "unreachable":
+            text = ":no_mobile_phones: The customer can no longer be reached on this channel: " + quote_customer_text(
+                str(job.extra.get("reason")), 500
+            )
+        elif event == "customer_edited":
+            text = ":pencil2: The customer edited a message. It now reads: " + quote_customer_text(
+                str(job.extra.get("text") or ""), 2000
+            )
         elif event == "note_kept":
             # A lock on the note: the agent sees at a glance that it stayed inside Slack.
             await self._react(str(job.extra.get("channel")), str(job.extra.get("ts")), NOTE_REACTION)
