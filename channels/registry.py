@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from channels.telegram.plugin import TELEGRAM
 from channels.webchat.plugin import WEBCHAT
 from gateway.channel import ChannelSpec
 
-CHANNELS: tuple[ChannelSpec, ...] = (WEBCHAT,)
+CHANNELS: tuple[ChannelSpec, ...] = (WEBCHAT, TELEGRAM)

@@ -26,6 +26,7 @@ from agent_bridge.ai.rules import load_rules
 from agent_bridge.slack.bridge import SlackBridge
 from agent_bridge.slack.desk_adapter import DESK
 from gateway.channel import ChannelAdapter, ChannelContext, ChannelPlugin, ChannelSpec
+from gateway.chat_events import ChatEvents
 from gateway.desk import DeskJobs
 from gateway.embedded_db import EmbeddedDatabase
 from gateway.events import EventBus
@@ -56,6 +57,7 @@ class Runtime:
     # The channel plug-ins that are configured, by name (channels/registry.py lists them all).
     channels: dict[str, ChannelPlugin] = field(default_factory=dict)
     handoffs: Handoffs | None = None
+    chats: ChatEvents | None = None
     slack: SlackBridge | None = None
     files: FileStore | None = None
     recovery: TurnRecovery | None = None
@@ -179,6 +181,8 @@ def build_app(
             runtime.store, runtime.outbox, triage.rules, runtime.bus, runtime.ingest, desk, runtime.adapters
         )
         runtime.ingest.handoffs = runtime.handoffs
+        runtime.chats = ChatEvents(runtime.store, runtime.outbox, desk, triage.rules, runtime.bus)
+        runtime.handoffs.chats = runtime.chats
         runtime.outbox.on_sent = runtime.handoffs.on_sent
         runtime.outbox.on_failed = runtime.handoffs.on_failed
         if slack is not None:
@@ -200,7 +204,7 @@ def build_app(
         runtime.handoffs.start(settings.sla_check_seconds)
         if slack is not None:
             await slack.start()
-        context = ChannelContext(runtime.ingest, runtime.store, files, runtime.bus, settings)
+        context = ChannelContext(runtime.ingest, runtime.chats, runtime.store, files, runtime.bus, settings)
         started: list[ChannelPlugin] = []
         try:
             for plugin in runtime.channels.values():

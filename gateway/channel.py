@@ -22,6 +22,7 @@ from gateway.settings import Settings, SettingsError, describe_errors
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from gateway.chat_events import ChatEvents
     from gateway.events import EventBus
     from gateway.files import FileStore
     from gateway.ingest import Ingest
@@ -54,10 +55,13 @@ class ChannelAdapter(Protocol):
 
 @dataclass(frozen=True)
 class ChannelContext:
-    """What a channel gets from the core at start: ingest for inbound messages, the store (web chat
-    reads its history and opens sessions there), the file store, the event bus, and the core settings."""
+    """What a channel gets from the core at start: ingest for inbound messages, chats for what else
+    a channel reports (gateway/chat_events.py), the store (web chat reads its history and opens
+    sessions there; channels keep their own small state), the file store, the event bus, and the
+    core settings."""
 
     ingest: Ingest
+    chats: ChatEvents
     store: ConversationStore
     files: FileStore
     events: EventBus

@@ -60,6 +60,9 @@ SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MZ", "application/x-msdownload"),
     (b"\x7fELF", "application/x-executable"),
     (b"PK\x03\x04", "application/zip"),
+    # Voice notes and recordings from messengers: Telegram and WhatsApp voice is Ogg/Opus.
+    (b"OggS", "audio/ogg"),
+    (b"ID3", "audio/mpeg"),
 )
 # Extensions a verified type may keep; any other gets the type's own appended (see `fit_extension`).
 EXTENSIONS: dict[str, tuple[str, ...]] = {
@@ -69,6 +72,10 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "image/webp": (".webp",),
     "application/pdf": (".pdf",),
     "text/plain": (".txt", ".text", ".log", ".csv", ".md"),
+    "audio/ogg": (".ogg", ".oga", ".opus"),
+    "audio/mpeg": (".mp3",),
+    "audio/mp4": (".m4a",),
+    "video/mp4": (".mp4",),
 }
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
 
@@ -120,6 +127,11 @@ def sniff(data: bytes) -> str | None:
             return content_type
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        # ISO base media (MP4): the major brand tells audio-only M4A from video.
+        return "audio/mp4" if data[8:12] in (b"M4A ", b"M4B ") else "video/mp4"
+    if len(data) >= 2 and data[0] == 0xFF and data[1] in (0xFB, 0xF3, 0xF2):
+        return "audio/mpeg"  # an MP3 frame header without an ID3 tag
     if b"\x00" not in data:
         try:
             data.decode("utf-8")

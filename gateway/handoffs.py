@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -31,6 +31,9 @@ from gateway.outbox import OutboxWorker
 from gateway.periodic import Periodic
 from gateway.shaping import fits
 from gateway.store import ConversationStore, DuplicateMessage, parse_id, utcnow
+
+if TYPE_CHECKING:
+    from gateway.chat_events import ChatEvents
 
 log = logging.getLogger("gateway.handoffs")
 
@@ -78,6 +81,8 @@ class Handoffs:
         self.ingest = ingest
         self.desk = desk
         self.adapters = adapters
+        # Set by the gateway (gateway/chat_events.py): a customer found unreachable is marked there.
+        self.chats: ChatEvents | None = None
         self._sla_watcher: Periodic | None = None
 
     # messages to the customer
@@ -467,27 +472,10 @@ class Handoffs:
         await self._receipt(job, ok=True, reason="")
 
     async def on_failed(self, job: Mapping[str, Any], error: DeliveryError) -> None:
-        if error.unreachable and job.get("channel") != self.desk.desk:
-            await self._unreachable(job, error.reason)
+        conversation_id = parse_id(str(job.get("lane")))
+        if error.unreachable and self.chats is not None and conversation_id is not None:
+            await self.chats.mark_unreachable(conversation_id, error.reason)
         await self._receipt(job, ok=False, reason=error.reason)
-
-    async def _unreachable(self, job: Mapping[str, Any], reason: str) -> None:
-        """The customer cannot be reached on their channel (blocked the bot, opted out): mark the
-        conversation, so people see it on the card, and say so in the thread once."""
-        conversation_id = parse_id(job["lane"])
-        if conversation_id is None:
-            return
-        conversation = await self.store.conversations.find_one_and_update(
-            {"_id": conversation_id, "unreachable": None},
-            {"$set": {"unreachable": {"reason": reason, "at": utcnow()}}},
-        )
-        log_event(log, "customer_unreachable", logging.WARNING, conversation_id=job["lane"], reason=reason)
-        # Only a conversation handed off has a thread to say it in; the card shows it on its next redraw.
-        if conversation is not None and conversation.get("handoff"):
-            position = int((job.get("message") or {}).get("seq") or 0)
-            await self.outbox.enqueue(
-                present(self.desk.event(conversation_id, "unreachable", position=position, key="", reason=reason))
-            )
 
     async def _receipt(self, job: Mapping[str, Any], *, ok: bool, reason: str) -> None:
         """One receipt per agent reply delivered (or finally failed) on the customer's channel.

@@ -239,6 +239,10 @@ class Ingest:
             client_msg_id=inbound.client_msg_id,
             attachments=[a.to_doc() for a in inbound.attachments],
         )
+        if inbound.reply_to_provider_id:
+            quoted = await self.store.message_for_provider_id(inbound.ref.channel, inbound.reply_to_provider_id)
+            if quoted is not None:
+                message["reply_to"] = {"message_id": quoted["_id"], "seq": quoted["seq"]}
         fields = {"conversation_id": str(conversation_id), "channel": inbound.ref.channel}
         rating = self._csat_answer(conversation, inbound, now)
         if ai_turn and rating is None:

@@ -78,6 +78,8 @@ class InboundMessage:
     attachments: tuple[Attachment, ...] = ()
     client_msg_id: str = ""
     received_at: datetime | None = None
+    # The provider's id of an earlier message this one replies to (Telegram's reply_to_message).
+    reply_to_provider_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     sla_check_seconds: float = Field(30.0, gt=0, le=3600)
 
     files_max_mb: float = Field(10.0, gt=0, le=1000)
-    files_allowed_types: str = "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain"
+    files_allowed_types: str = (
+        "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,audio/ogg,audio/mpeg,audio/mp4,video/mp4"
+    )
 
     @field_validator("mongodb_uri")
     @classmethod

@@ -31,7 +31,8 @@ def shape(message: OutboundMessage, capabilities: Capabilities | None) -> list[O
     if attachments and not capabilities.attachments:
         text = "\n\n".join(t for t in (text, file_links(attachments)) if t)
         attachments = ()
-    pieces = split_text(text, capabilities.max_text, capabilities.text_units)  # type: ignore[arg-type]
+    # Whitespace alone longer than the limit splits into nothing: it goes as it is, and the provider decides.
+    pieces = split_text(text, capabilities.max_text, capabilities.text_units) or [text]  # type: ignore[arg-type]
     if len(pieces) == 1:
         return [dataclasses.replace(message, text=pieces[0], attachments=attachments)]
     count = len(pieces)

@@ -223,6 +223,11 @@ class Messages(_Strict):
     returned_to_ai: str = "You're back with our virtual assistant. Our {team} can step in again whenever it's needed."
     correction: str = "Correction to my previous message: {text}"
     retraction: str = "Please disregard my previous message."
+    # When a customer opens the chat (Telegram's /start).
+    greeting: str = (
+        "Hello! I'm the virtual assistant. Ask me about orders, delivery, returns or your account, "
+        "or ask for a person at any time."
+    )
 
     PLACEHOLDERS: ClassVar[dict[str, frozenset[str]]] = {
         "handoff": frozenset({"team", "wait", "queue"}),
@@ -237,6 +242,7 @@ class Messages(_Strict):
         "returned_to_ai": frozenset({"team", "queue"}),
         "correction": frozenset({"text"}),
         "retraction": frozenset(),
+        "greeting": frozenset(),
     }
 
     @field_validator(
@@ -252,6 +258,7 @@ class Messages(_Strict):
         "returned_to_ai",
         "correction",
         "retraction",
+        "greeting",
     )
     @classmethod
     def _formats(cls, value: str, info: ValidationInfo) -> str:

@@ -1,0 +1,160 @@
+"""What a channel reports besides customer messages: a chat started, a message edited, the customer
+unreachable or reachable again, a chat that moved to a new id. Channel-neutral: Telegram reports all
+of these today; Twilio's opt-outs and email bounces will use the same calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from agent_bridge.ai.rules import RoutingRules
+from gateway.desk import DeskJobs, present
+from gateway.events import EventBus, MessageStored
+from gateway.ingest import message_document
+from gateway.logs import log_event
+from gateway.models import ConversationRef, Identity, OutboundMessage
+from gateway.outbox import OutboxWorker
+from gateway.store import ConversationStore, utcnow
+
+log = logging.getLogger("gateway.chat_events")
+
+HUMAN_STATUSES = ("waiting_for_agent", "with_agent")
+
+
+class ChatEvents:
+    def __init__(
+        self, store: ConversationStore, outbox: OutboxWorker, desk: DeskJobs, rules: RoutingRules, bus: EventBus
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.desk = desk
+        self.rules = rules
+        self.bus = bus
+
+    async def _conversation(self, ref: ConversationRef, sender: Identity) -> dict[str, Any]:
+        found = await self.store.conversations.find_one({"ref_key": ref.key})
+        if found is not None:
+            return found
+        contact_id = await self.store.resolve_contact(sender)
+        try:
+            return await self.store.create_conversation(ref, contact_id)
+        except DuplicateKeyError:  # the customer's first message raced this in
+            found = await self.store.conversations.find_one({"ref_key": ref.key})
+            assert found is not None
+            return found
+
+    async def greet(self, ref: ConversationRef, sender: Identity, *, key: str, payload: str = "") -> bool:
+        """The customer opened the chat (Telegram's /start): greet them once per start, and keep a
+        deep-link payload (an order number a shop put in its link) with the conversation's details."""
+        if await self.store.message_by_key(key) is not None:
+            return False
+        conversation = await self._conversation(ref, sender)
+        if payload:
+            await self.store.conversations.update_one(
+                {"_id": conversation["_id"]}, {"$set": {"details.start_payload": payload}}
+            )
+        seq = await self.store.allocate_seq(conversation["_id"])
+        now = utcnow()
+        message = message_document(
+            conversation_id=conversation["_id"],
+            seq=seq,
+            author="system",
+            text=self.rules.messages.greeting,
+            idempotency_key=key,
+            created_at=now,
+            channel=ref.channel,
+        )
+        outbound = OutboundMessage(
+            conversation_id=str(conversation["_id"]),
+            seq=seq,
+            author="system",
+            text=message["text"],
+            created_at=now,
+            message_id=str(message["_id"]),
+        )
+        jobs = self.outbox.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
+        try:
+            await self.store.insert_message(message, jobs)
+        except Exception as exc:
+            if "idempotency_key" in str(exc):
+                return False  # the same /start delivered twice at once
+            raise
+        for job in jobs:
+            self.outbox.dispatch(job)
+        self.bus.publish(MessageStored(conversation, message))
+        log_event(log, "chat_greeted", conversation_id=str(conversation["_id"]), payload=bool(payload))
+        return True
+
+    async def record_edit(self, channel: str, provider_message_id: str, text: str, edited_at: datetime) -> bool:
+        """The customer edited a message they sent: the stored text changes (earlier versions kept in
+        `edits`), and people handling the conversation see the new text in the thread."""
+        original = await self.store.message_for_provider_id(channel, provider_message_id)
+        if original is None or original["author"] != "customer" or original["text"] == text:
+            return False
+        updated = await self.store.messages.find_one_and_update(
+            {"_id": original["_id"], "text": original["text"]},
+            {
+                "$set": {"text": text, "edited_at": edited_at},
+                "$push": {"edits": {"text": original["text"], "replaced_at": edited_at}},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is None:
+            return False  # another edit won the race
+        conversation = await self.store.get_conversation(original["conversation_id"])
+        cid = str(original["conversation_id"])
+        log_event(log, "customer_edited", conversation_id=cid, seq=original["seq"])
+        if conversation is not None and conversation["status"] in HUMAN_STATUSES:
+            event = self.desk.event(
+                conversation["_id"],
+                "customer_edited",
+                position=int(conversation["seq"]),
+                key=f"edit:{original['_id']}:{edited_at.timestamp()}",
+                text=text,
+                seq=original["seq"],
+            )
+            await self.outbox.enqueue(present(event))
+        return True
+
+    async def set_reachable(self, ref: ConversationRef, reachable: bool, reason: str = "") -> None:
+        """The customer blocked (or unblocked) us on this channel."""
+        if reachable:
+            await self.store.conversations.update_one({"ref_key": ref.key}, {"$set": {"unreachable": None}})
+            log_event(log, "customer_reachable", channel=ref.channel)
+            return
+        conversation = await self.store.conversations.find_one({"ref_key": ref.key}, {"_id": 1})
+        if conversation is not None:
+            await self.mark_unreachable(conversation["_id"], reason)
+
+    async def mark_unreachable(self, conversation_id: Any, reason: str) -> None:
+        """Mark the conversation (the card shows it) and, if it was handed off, say so in its thread once."""
+        conversation = await self.store.conversations.find_one_and_update(
+            {"_id": conversation_id, "unreachable": None},
+            {"$set": {"unreachable": {"reason": reason, "at": utcnow()}}},
+        )
+        log_event(log, "customer_unreachable", logging.WARNING, conversation_id=str(conversation_id), reason=reason)
+        # Only a conversation handed off has a thread to say it in.
+        if conversation is not None and conversation.get("handoff"):
+            event = self.desk.event(
+                conversation_id, "unreachable", position=int(conversation["seq"]), key=reason[:100], reason=reason
+            )
+            await self.outbox.enqueue(present(event))
+
+    async def move_chat(self, ref: ConversationRef, new_chat_id: str) -> ConversationRef:
+        """The provider gave the chat a new id (Telegram's migrate_to_chat_id): the conversation follows."""
+        moved = dataclasses.replace(ref, chat_id=new_chat_id)
+        try:
+            await self.store.conversations.update_one(
+                {"ref_key": ref.key}, {"$set": {"ref_key": moved.key, "ref": moved.to_doc()}}
+            )
+        except DuplicateKeyError:
+            log_event(log, "chat_move_skipped", logging.WARNING, channel=ref.channel, reason="new id already in use")
+            return moved
+        log_event(log, "chat_moved", channel=ref.channel)
+        return moved
