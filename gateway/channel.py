@@ -96,15 +96,17 @@ class ChannelSpec:
     build: Callable[[Any, Settings], ChannelPlugin | None]
     not_configured: str
 
-    def read(self, core: Settings, overrides: Mapping[str, Any] | None = None) -> Any:
-        """This channel's settings: environment, then the core's env file, then defaults.
+    def read(self, core: Settings | None, overrides: Mapping[str, Any] | None = None, env_file: Any = None) -> Any:
+        """This channel's settings: environment, then the env file, then defaults. The env file is the
+        core's, or `env_file` when the core settings themselves are wrong (check-config lists all).
 
         `overrides` holds values by their full lower-case env name (`webchat_max_text`), as tests pass them.
         """
         prefix = str(self.settings.model_config.get("env_prefix", "")).lower()
         values = {k.removeprefix(prefix): v for k, v in (overrides or {}).items() if k.lower().startswith(prefix)}
+        source = core.source_env_file if core is not None else env_file
         try:
-            return self.settings(_env_file=core.source_env_file, **values)  # type: ignore[call-arg]
+            return self.settings(_env_file=source, **values)  # type: ignore[call-arg]
         except ValidationError as exc:
             raise SettingsError(describe_errors(exc, prefix=prefix)) from None
 

@@ -90,12 +90,26 @@ def slack_report(settings: Settings, rules: RoutingRules) -> tuple[list[str], li
     return [f"Slack: {mode}, API {settings.slack_api_url}; queue channels: {channels}"], []
 
 
+def channel_value_problems() -> list[str]:
+    """Wrong values in the channels' own settings, listed even when the core settings are wrong too."""
+    from channels.registry import CHANNELS
+
+    path, _ = env_file_path()
+    problems: list[str] = []
+    for channel in CHANNELS:
+        try:
+            channel.read(None, env_file=path if path.is_file() else None)
+        except SettingsError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
 def validated_settings() -> tuple[Settings | None, list[str], list[str]]:
     """Settings, what they enable, and every problem: wrong values first, then missing pieces."""
     try:
         settings = load_settings()
     except SettingsError as exc:
-        return None, [], exc.problems
+        return None, [], exc.problems + channel_value_problems()
     enabled, problems = config_report(settings)
     return settings, enabled, problems
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -95,6 +96,12 @@ class RunningGateway:
 GatewayFactory = Callable[..., Awaitable[RunningGateway]]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture
 async def gateway_factory(
     mongo_uri: str, db_name: str, mongo: AsyncMongoClient, tmp_path: Path
@@ -119,7 +126,8 @@ async def gateway_factory(
                 command_listeners=command_listeners,
                 channel_settings=channel_settings,
             )
-            server = TestServer(app, host="127.0.0.1")
+            # A gateway whose public URL a provider must call back (a webhook) is given its port up front.
+            server = TestServer(app, host="127.0.0.1", port=core.get("gateway_port"))
             await server.start_server()
             running = RunningGateway(server, server.app[RUNTIME], ClientSession())
             stack.push_async_callback(running.close)

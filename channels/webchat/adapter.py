@@ -22,9 +22,12 @@ class WebchatAdapter:
     name = CHANNEL
     label = "Web chat"
 
-    def __init__(self, hub: WebchatHub, max_text: int = 4000) -> None:
+    # The widget shows a message of any length, and a stored message is replayed whole, so outbound
+    # text is never split here (WEBCHAT_MAX_TEXT limits what customers send). Slack's own cap is 40,000.
+    capabilities = Capabilities(max_text=100_000, attachments=True, edits=True, typing=True)
+
+    def __init__(self, hub: WebchatHub) -> None:
         self.hub = hub
-        self.capabilities = Capabilities(max_text=max_text, attachments=True, edits=True, typing=True)
 
     async def send(self, ref: ConversationRef, message: OutboundMessage) -> SendResult:
         op = message.extra.get("op")

@@ -127,7 +127,7 @@ class WebchatChannel:
         self.trusted_proxies = trusted_proxies
         self.demo_page_enabled = demo_page
         self.hub = WebchatHub(limits.max_sockets_per_conversation)
-        self.adapter = WebchatAdapter(self.hub, max_text=max_text)
+        self.adapter = WebchatAdapter(self.hub)
         self._upload_limits = KeyedLimiters(UPLOAD_WINDOW_SECONDS, UPLOAD_MAX_FILES)
         # Per conversation, not per socket: ten tabs on one conversation share one budget.
         self._message_limits = KeyedLimiters(limits.rate_window_seconds, limits.rate_max_messages)

@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 
 
 def run_gateway(*args: str, env_file: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "GATEWAY_", "OPENAI_", "WEBCHAT_"))}
+    ours = ("MONGODB_", "GATEWAY_", "OPENAI_", "WEBCHAT_", "TELEGRAM_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     base.update(GATEWAY_ENV_FILE=str(env_file), **env)
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
@@ -27,11 +28,16 @@ def run_gateway(*args: str, env_file: Path, **env: str) -> subprocess.CompletedP
 
 
 def test_every_setting_is_documented_in_the_example_env_file() -> None:
+    from channels.registry import CHANNELS
     from gateway.settings import Settings
 
     documented = (ROOT / "config" / "example.env").read_text()
-    for name in Settings.model_fields:
-        assert name.upper() in documented, f"{name.upper()} is missing from config/example.env"
+    names = [name.upper() for name in Settings.model_fields]
+    for channel in CHANNELS:
+        prefix = str(channel.settings.model_config.get("env_prefix", ""))
+        names += [(prefix + name).upper() for name in channel.settings.model_fields]
+    for name in names:
+        assert f"{name}=" in documented, f"{name} is missing from config/example.env"
     assert "GATEWAY_ENV_FILE" in documented
 
 
@@ -60,6 +66,9 @@ def test_check_config_reports_what_is_enabled(tmp_path: Path) -> None:
     assert "embedded SecantusDB" in result.stdout
     assert "10 articles" in result.stdout
     assert "configuration is valid" in result.stderr
+    # One line per registered channel: how it is reached, or what it is missing.
+    assert "Web chat: http://127.0.0.1:8080/ (widget" in result.stdout
+    assert "Telegram: not connected" in result.stdout
 
 
 def test_check_config_gives_one_clear_message_per_wrong_value(tmp_path: Path) -> None:
@@ -148,3 +157,27 @@ def test_a_wrong_url_setting_is_reported_without_its_credentials(tmp_path: Path)
         assert "OPENAI_BASE_URL:" in result.stderr and "PUBLIC_BASE_URL:" in result.stderr, result.stderr
         assert "pw-openai" not in result.stderr and "pw-public" not in result.stderr, result.stderr
         assert "ftp://***@x.example" in result.stderr, result.stderr
+
+
+def test_check_config_says_how_telegram_is_reached_or_what_is_wrong(tmp_path: Path) -> None:
+    token = "123456789:AAHfakeTokenForGatewayTests-0123456789"
+    env_file = tmp_path / "tg.env"
+    env_file.write_text(f"GATEWAY_DATA_DIR={tmp_path / 'data'}\nTELEGRAM_BOT_TOKEN={token}\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    assert "Telegram: long polling" in result.stdout
+    env_file.write_text(f"TELEGRAM_BOT_TOKEN={token}\nPUBLIC_BASE_URL=https://support.example.com\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert "Telegram: webhook at https://support.example.com/telegram/webhook" in result.stdout
+    assert token not in result.stdout + result.stderr
+    env_file.write_text("TELEGRAM_BOT_TOKEN=not-a-token\nTELEGRAM_MODE=webhook\nTELEGRAM_WEBHOOK_SECRET=has spaces\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 2
+    assert "TELEGRAM_BOT_TOKEN: is not a bot token" in result.stderr and "not-a-token" not in result.stderr
+    assert "TELEGRAM_WEBHOOK_SECRET: must be 1-256 characters" in result.stderr
+    env_file.write_text(f"TELEGRAM_BOT_TOKEN={token}\nTELEGRAM_MODE=webhook\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 2 and "TELEGRAM_MODE: webhook needs PUBLIC_BASE_URL" in result.stderr
+    env_file.write_text(f"TELEGRAM_BOT_TOKEN={token}\nPUBLIC_BASE_URL=http://support.example.com:8080\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 2 and "Telegram delivers webhooks only to https" in result.stderr

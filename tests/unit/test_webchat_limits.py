@@ -12,6 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 from channels.webchat.access_log import RedactSecrets, redact
 from channels.webchat.client_ip import client_address, limit_key
 from channels.webchat.limits import KeyedLimiters, RateLimiter
+from channels.webchat.plugin import WEBCHAT
 from gateway.settings import Settings, SettingsError, load_settings
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48"))
@@ -84,17 +85,19 @@ def test_limits_are_settings_with_bounds(monkeypatch: pytest.MonkeyPatch, tmp_pa
     (tmp_path / "empty.env").write_text("")
     monkeypatch.setenv("GATEWAY_ENV_FILE", str(tmp_path / "empty.env"))  # not a developer's .env
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.webchat_rate_max_messages == 20 and settings.webchat_rate_window_seconds == 10
-    assert settings.webchat_max_sockets_per_conversation == 10
-    assert settings.webchat_sessions_per_ip_per_hour == 30
-    assert settings.webchat_empty_session_ttl_hours == 24 and settings.webchat_unattached_upload_ttl_hours == 24
-    assert settings.webchat_demo_page is True and settings.trusted_proxy_networks == ()
+    webchat = WEBCHAT.read(settings)
+    assert webchat.rate_max_messages == 20 and webchat.rate_window_seconds == 10
+    assert webchat.max_sockets_per_conversation == 10
+    assert webchat.sessions_per_ip_per_hour == 30
+    assert webchat.empty_session_ttl_hours == 24 and webchat.unattached_upload_ttl_hours == 24
+    assert webchat.demo_page is True and settings.trusted_proxy_networks == ()
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1,::1")
     assert [str(n) for n in load_settings().trusted_proxy_networks] == ["10.0.0.0/8", "192.0.2.1/32", "::1/128"]
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal")
-    monkeypatch.setenv("WEBCHAT_MAX_SOCKETS_PER_CONVERSATION", "0")
     with pytest.raises(SettingsError) as problems:
         load_settings()
-    text = str(problems.value)
-    assert "TRUSTED_PROXIES: 'proxy.internal' is not an IP address" in text
-    assert "WEBCHAT_MAX_SOCKETS_PER_CONVERSATION" in text
+    assert "TRUSTED_PROXIES: 'proxy.internal' is not an IP address" in str(problems.value)
+    monkeypatch.setenv("WEBCHAT_MAX_SOCKETS_PER_CONVERSATION", "0")
+    with pytest.raises(SettingsError) as problems:
+        WEBCHAT.read(settings)
+    assert str(problems.value).startswith("WEBCHAT_MAX_SOCKETS_PER_CONVERSATION: Input should be greater than")
