@@ -17,13 +17,13 @@ from typing import Any, Protocol
 from aiohttp import ClientWebSocketResponse, WSMsgType
 
 from gateway.text_split import Units
-from tests.conftest import GatewayFactory, RunningGateway, free_port
+from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.telegram_updates import text_update
 from tests.helpers import eventually
 from tests.integration.slack_desk import Desk, start_desk
-from tests.integration.telegram_bot import WEBHOOK_SECRET, telegram_settings
+from tests.integration.telegram_bot import start_webhook_desk
 
 
 @dataclass
@@ -142,17 +142,8 @@ class TelegramDriver:
         self.gateway: RunningGateway | None = None
 
     async def start(self, gateway_factory: GatewayFactory, slack: FakeSlackApi, routing_file: Path) -> Desk:
-        port = free_port()
-        desk = await start_desk(
-            gateway_factory,
-            slack,
-            routing_file,
-            **telegram_settings(self.fake, telegram_mode="webhook", telegram_webhook_secret=WEBHOOK_SECRET),
-            gateway_port=port,
-            public_base_url=f"http://127.0.0.1:{port}",
-        )
+        desk = await start_webhook_desk(gateway_factory, slack, routing_file, self.fake)
         self.gateway = desk.gateway
-        await eventually(lambda: self.fake.webhook is not None)
         return desk
 
     async def customer_says(self, text: str, key: int) -> str:

@@ -6,13 +6,16 @@ Registered for tests/integration and tests/contract by their conftest files.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import GatewayFactory, RunningGateway, free_port
+from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.helpers import eventually
+from tests.integration.slack_desk import Desk, start_desk
 
 TOKEN = "123456789:AAHfakeTokenForGatewayTests-0123456789"
 WEBHOOK_SECRET = "webhook-secret-for-tests_0123456789"
@@ -40,16 +43,29 @@ async def start_polling(gateway_factory: GatewayFactory, fake: FakeTelegramApi, 
     return gw
 
 
-async def start_webhook(gateway_factory: GatewayFactory, fake: FakeTelegramApi, **kw: Any) -> RunningGateway:
+def webhook_settings(fake: FakeTelegramApi) -> dict[str, Any]:
+    """Webhook mode: the gateway gets its port up front, so the URL it registers is where it listens."""
     port = free_port()
-    gw = await gateway_factory(
+    return {
         **telegram_settings(fake, telegram_mode="webhook", telegram_webhook_secret=WEBHOOK_SECRET),
-        gateway_port=port,
-        public_base_url=f"http://127.0.0.1:{port}",
-        **kw,
-    )
+        "gateway_port": port,
+        "public_base_url": f"http://127.0.0.1:{port}",
+    }
+
+
+async def start_webhook(gateway_factory: GatewayFactory, fake: FakeTelegramApi, **kw: Any) -> RunningGateway:
+    gw = await gateway_factory(**webhook_settings(fake), **kw)
     await eventually(lambda: fake.webhook is not None)
     return gw
+
+
+async def start_webhook_desk(
+    gateway_factory: GatewayFactory, slack: FakeSlackApi, routing_file: Path, fake: FakeTelegramApi
+) -> Desk:
+    """A gateway serving Telegram by webhook, with the Slack desk."""
+    desk = await start_desk(gateway_factory, slack, routing_file, **webhook_settings(fake))
+    await eventually(lambda: fake.webhook is not None)
+    return desk
 
 
 def texts_to(fake: FakeTelegramApi, chat_id: int) -> list[str]:

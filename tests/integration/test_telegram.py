@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from agent_bridge.slack.card import ACTION_RESOLVE
-from tests.conftest import GatewayFactory, free_port
+from tests.conftest import GatewayFactory
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.slack_events import message_deleted
 from tests.fakes.telegram_api import FakeTelegramApi
@@ -19,6 +19,7 @@ from tests.fakes.telegram_updates import (
     kicked_update,
     location_update,
     member_update,
+    migrate_update,
     photo_update,
     poll_state_update,
     start_update,
@@ -28,8 +29,13 @@ from tests.fakes.telegram_updates import (
 )
 from tests.helpers import eventually
 from tests.integration.slack_desk import PNG as SLACK_PNG
-from tests.integration.slack_desk import start_desk
-from tests.integration.telegram_bot import WEBHOOK_SECRET, start_polling, start_webhook, telegram_settings, texts_to
+from tests.integration.telegram_bot import (
+    WEBHOOK_SECRET,
+    start_polling,
+    start_webhook,
+    start_webhook_desk,
+    texts_to,
+)
 
 CHAT = 5550001
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 300  # Telegram re-encodes every photo as JPEG
@@ -197,8 +203,12 @@ async def test_a_blocked_bot_marks_the_contact_unreachable_and_stops_retrying(
     await eventually(failed)
     job = await store.outbox.find_one({"channel": "telegram"})
     assert job["attempts"] == 1 and "blocked" in job["last_error"]
-    conversation = await store.conversations.find_one({})
-    assert "blocked" in conversation["unreachable"]["reason"]
+
+    async def marked() -> bool:  # by the outbox's failure hook, just after the job is marked failed
+        conversation = await store.conversations.find_one({})
+        return "blocked" in (conversation.get("unreachable") or {}).get("reason", "")
+
+    await eventually(marked)
 
 
 async def test_my_chat_member_kicked_marks_unreachable_and_member_clears_it(
@@ -224,8 +234,13 @@ async def test_flood_control_is_honoured_through_the_outbox(
     # The outbox's own backoff is 0.05-0.5 s in tests: only retry_after makes the second try wait 1 s.
     assert time.monotonic() - started >= 1.0, "the retry waited for retry_after"
     assert len(telegram.calls_to("sendMessage")) == 2
-    job = await gw.runtime.store.outbox.find_one({"channel": "telegram"})
-    assert job["state"] == "sent" and job["attempts"] == 2
+    outbox = gw.runtime.store.outbox
+
+    async def sent_on_second_attempt() -> bool:
+        job = await outbox.find_one({"channel": "telegram"})
+        return job["state"] == "sent" and job["attempts"] == 2
+
+    await eventually(sent_on_second_attempt)
 
 
 async def test_the_ai_shows_typing_while_it_works(gateway_factory: GatewayFactory, telegram: FakeTelegramApi) -> None:
@@ -241,16 +256,7 @@ async def test_a_handoff_round_trip_with_rating_buttons(
 ) -> None:
     """A Telegram customer asks for a person: the card reaches Slack with the channel's label, the
     agent's reply arrives through sendMessage, and after Resolve the rating is a tap on a button."""
-    port = free_port()
-    desk = await start_desk(
-        gateway_factory,
-        slack,
-        routing_file,
-        **telegram_settings(telegram, telegram_mode="webhook", telegram_webhook_secret=WEBHOOK_SECRET),
-        gateway_port=port,
-        public_base_url=f"http://127.0.0.1:{port}",
-    )
-    await eventually(lambda: telegram.webhook is not None)
+    desk = await start_webhook_desk(gateway_factory, slack, routing_file, telegram)
     assert await telegram.deliver_webhook(text_update(CHAT, "I want to talk to a human please", message_id=100)) == 200
     store = desk.gateway.runtime.store
     conversation = await store.conversations.find_one({"ref.chat_id": str(CHAT)})
@@ -275,16 +281,7 @@ async def test_a_handoff_round_trip_with_rating_buttons(
 async def test_agent_files_are_uploaded_and_deletes_remove_every_part(
     gateway_factory: GatewayFactory, telegram: FakeTelegramApi, slack: FakeSlackApi, routing_file: Path
 ) -> None:
-    port = free_port()
-    desk = await start_desk(
-        gateway_factory,
-        slack,
-        routing_file,
-        **telegram_settings(telegram, telegram_mode="webhook", telegram_webhook_secret=WEBHOOK_SECRET),
-        gateway_port=port,
-        public_base_url=f"http://127.0.0.1:{port}",
-    )
-    await eventually(lambda: telegram.webhook is not None)
+    desk = await start_webhook_desk(gateway_factory, slack, routing_file, telegram)
     assert await telegram.deliver_webhook(text_update(CHAT, "I want to talk to a human please", message_id=110)) == 200
     conversation = await desk.gateway.runtime.store.conversations.find_one({"ref.chat_id": str(CHAT)})
     channel, thread_ts = await desk.card(str(conversation["_id"]))
@@ -309,3 +306,34 @@ async def test_agent_files_are_uploaded_and_deletes_remove_every_part(
     assert await desk.event(message_deleted(channel, reply["ts"], thread_ts, "U0DANA", long_reply)) == 200
     await eventually(lambda: len(texts_to(telegram, CHAT)) == shown - 3)
     assert not any("word word" in t for t in texts_to(telegram, CHAT))
+
+
+async def test_a_migrated_chat_moves_its_conversation(
+    gateway_factory: GatewayFactory, telegram: FakeTelegramApi
+) -> None:
+    """migrate_to_chat_id, from a send (ChatMigrated) or from the service message: the conversation
+    follows the chat to its new id, and the message goes there."""
+    gw = await start_webhook(gateway_factory, telegram)
+    store = gw.runtime.store
+    telegram.fail_next(
+        "sendMessage", 400, "Bad Request: group chat was upgraded to a supergroup chat", migrate_to_chat_id=-1001234
+    )
+    assert await telegram.deliver_webhook(text_update(CHAT, "How long does delivery take?", message_id=120)) == 200
+    await eventually(lambda: len(texts_to(telegram, -1001234)) == 1)
+    conversation = await store.conversations.find_one({})
+    assert conversation["ref"]["chat_id"] == "-1001234" and conversation["ref_key"] == "telegram|default|-1001234|"
+    assert await telegram.deliver_webhook(migrate_update(-1001234, -1005678)) == 200
+    assert (await store.conversations.find_one({}))["ref"]["chat_id"] == "-1005678"
+
+
+async def test_a_polled_update_the_library_cannot_parse_is_skipped_not_retried_forever(
+    gateway_factory: GatewayFactory, telegram: FakeTelegramApi
+) -> None:
+    gw = await start_polling(gateway_factory, telegram)
+    broken = text_update(CHAT, "placeholder", message_id=130)
+    broken["message"]["poll"] = {"id": "1", "question": "?", "options": [{"text": "a"}]}  # fields PTB requires missing
+    telegram.add_update(broken)
+    telegram.add_update(text_update(CHAT, "How do I reset my password?", message_id=131))
+    await eventually(lambda: len(texts_to(telegram, CHAT)) == 1)
+    stored = await gw.runtime.store.messages.find({"author": "customer"}).to_list()
+    assert [m["text"] for m in stored] == ["How do I reset my password?"]
