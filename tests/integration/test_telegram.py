@@ -337,3 +337,19 @@ async def test_a_polled_update_the_library_cannot_parse_is_skipped_not_retried_f
     await eventually(lambda: len(texts_to(telegram, CHAT)) == 1)
     stored = await gw.runtime.store.messages.find({"author": "customer"}).to_list()
     assert [m["text"] for m in stored] == ["How do I reset my password?"]
+
+
+async def test_a_telegram_outage_delays_the_reply_and_loses_nothing(
+    gateway_factory: GatewayFactory, telegram: FakeTelegramApi
+) -> None:
+    gw = await start_webhook(gateway_factory, telegram)
+    telegram.fail_next("sendMessage", 502, "Bad Gateway", times=3)
+    assert await telegram.deliver_webhook(text_update(CHAT, "Do you ship to Canada?", message_id=140)) == 200
+    await eventually(lambda: len(texts_to(telegram, CHAT)) == 1, timeout=15)
+    assert len(telegram.calls_to("sendMessage")) == 4, "three refusals, then the one delivery"
+    outbox = gw.runtime.store.outbox
+
+    async def sent() -> bool:
+        return (await outbox.find_one({"channel": "telegram"}))["state"] == "sent"
+
+    await eventually(sent)
