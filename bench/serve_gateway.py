@@ -27,7 +27,8 @@ from gateway.logs import configure_logging
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-# Settings, not patched module constants: the limiters take them when the app is built.
+# The web chat's own settings (by env name), not patched module constants: the limiters take them when
+# the app is built. They go to build_app's channel_settings: the core Settings would silently drop them.
 BENCH_LIMITS = {"webchat_rate_max_messages": 10_000_000, "webchat_sessions_per_ip_per_hour": 10_000_000}
 
 
@@ -47,11 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         mongodb_db=args.db,
         kb_dir=ROOT / "config" / "kb",
         log_level=args.log_level,
-        **BENCH_LIMITS,
     )
     configure_logging(settings.log_level)
     counter = CommandCounter()
-    app = build_app(settings, command_listeners=[counter])
+    app = build_app(settings, command_listeners=[counter], channel_settings=BENCH_LIMITS)
     add_bench_routes(app, counter, args.profile)
     web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=10.0)
     return 0

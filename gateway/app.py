@@ -86,6 +86,9 @@ def load_channels(
         from channels.registry import CHANNELS
 
         specs = CHANNELS
+    prefixes = tuple(str(spec.settings.model_config.get("env_prefix", "")).lower() for spec in specs)
+    if unknown := [k for k in overrides or {} if not k.lower().startswith(prefixes)]:
+        raise ValueError(f"settings no channel reads: {unknown}")  # a typo would otherwise pass silently
     plugins = {}
     for spec in specs:
         plugin = spec.load(settings, overrides)
