@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# The Telegram Bot API puts the bot token in every URL path (/bot<id>:<secret>/sendMessage): any line
+# that quotes such a URL (an HTTP library's, an exception's) has the secret part hidden.
+_BOT_TOKEN_IN_URL = re.compile(r"(/(?:file/)?bot\d+:)[A-Za-z0-9_-]+")
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,7 +31,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        line = json.dumps(entry, default=str, ensure_ascii=False)
+        return _BOT_TOKEN_IN_URL.sub(r"\1***", line) if "/bot" in line else line
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -38,7 +43,9 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # aiohttp's access log is one line per request: useful, but keep it at INFO only when asked.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
-    for noisy in ("pymongo", "bm25s"):
+    # httpx logs every request URL at INFO (python-telegram-bot's and the OpenAI client's): noise at
+    # best, and Telegram's URLs hold the bot token.
+    for noisy in ("pymongo", "bm25s", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
