@@ -287,9 +287,10 @@ class OutboxWorker:
         """
         now = utcnow()
         outbox = self.store.outbox
-        self._blocked = set(
-            await outbox.distinct("lane", {"state": PENDING, "lease_owner": {"$ne": self.worker_id}})
-        ) - set(self._lanes)
+        # A lane this process is delivering right now stays blocked too, if it has jobs waiting in the
+        # database: once its task ends, a new reply's fast path must not pass them (found by the chaos
+        # run: a sweep during a send unblocked the lane, and the next reply overtook a released job).
+        self._blocked = set(await outbox.distinct("lane", {"state": PENDING, "lease_owner": {"$ne": self.worker_id}}))
         due = outbox.find(
             {
                 "state": PENDING,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import timedelta
 
-from gateway.models import ConversationRef, OutboundMessage
-from gateway.outbox import job_document
-from gateway.store import utcnow
+from pymongo import AsyncMongoClient
+
+from gateway.channel import Capabilities
+from gateway.models import ConversationRef, OutboundMessage, SendResult
+from gateway.outbox import OutboxWorker, job_document
+from gateway.store import ConversationStore, utcnow
 from tests.conftest import GatewayFactory
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider, Outcome
@@ -184,3 +188,58 @@ async def test_two_gateway_processes_deliver_each_job_exactly_once_and_in_lane_o
     for lane in range(5):
         seqs = [d["payload"]["seq"] for d in provider.delivered if d["payload"]["chat_id"] == f"chat-{lane}"]
         assert seqs == list(range(1, 9)), f"lane {lane} out of order: {seqs}"
+
+
+class GatedChannel:
+    """Records the order of sends; the send of seq 1 waits until the test opens the gate."""
+
+    name = "gated"
+    label = "Gated"
+    capabilities = Capabilities(max_text=4096)
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.gate = asyncio.Event()
+
+    async def send(self, ref: ConversationRef, message: OutboundMessage) -> SendResult:
+        if message.seq == 1:
+            await self.gate.wait()
+        self.sent.append(message.seq)
+        return SendResult(f"gated:{message.seq}")
+
+
+async def test_a_new_reply_never_overtakes_a_released_job_of_a_lane_being_delivered(
+    mongo: AsyncMongoClient, db_name: str
+) -> None:
+    """Found by the chaos run with Telegram: a sweep while a lane's head was in flight dropped the lane
+    from the blocked set, so the next reply took the fast path past a job still waiting in the database."""
+    store = ConversationStore(mongo, db_name)
+    await store.ensure_indexes()
+    channel = GatedChannel()
+    worker = OutboxWorker(store, {"gated": channel}, poll_seconds=3600)
+    ref = ConversationRef("gated", "1")
+
+    def job(seq: int, *, leased: bool) -> dict:
+        message = OutboundMessage(
+            conversation_id="lane-1", seq=seq, author="ai", text=f"reply {seq}", created_at=utcnow()
+        )
+        made = worker.new_job(ref, message, f"out:{seq}")
+        if not leased:  # as a blocked lane's release, or a restart's backlog, leaves it
+            made["lease_owner"] = made["lease_until"] = None
+        return made
+
+    await store.outbox.insert_many([job(1, leased=False), job(2, leased=False)])
+    assert await worker.sweep_once() == 1  # the head (seq 1) is claimed; its send is in flight
+    await asyncio.sleep(0.05)
+    await worker.sweep_once()  # a sweep while seq 1 is in flight
+    channel.gate.set()
+    await eventually(lambda: channel.sent == [1])
+    await asyncio.sleep(0.1)  # the lane's task ends
+    new = job(3, leased=True)  # a new reply this process enqueues and dispatches at once
+    await store.outbox.insert_one(new)
+    worker.dispatch(new)
+    for _ in range(3):
+        await worker.sweep_once()
+        await asyncio.sleep(0.1)
+    await worker.stop()
+    assert channel.sent == [1, 2, 3]
