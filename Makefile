@@ -47,8 +47,8 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.webchat_roundtrip --customers 2 --warmup 5 --turns 40 --targets gateway \
 	  --output $${TMPDIR:-/tmp}/bench-smoke.json
 
-# Kill -9 the gateway 10 times and the database 3 times under web chat load, then check nothing was lost,
-# duplicated or left unanswered (docs/reliability.md). The short form runs in `make test`.
+# Kill -9 the gateway 10 times and the database 3 times under web chat and Telegram load, then check nothing
+# was lost, duplicated or left unanswered (docs/reliability.md). The short form runs in `make test`.
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.run_chaos --gateway-kills 10 --db-kills 3
 

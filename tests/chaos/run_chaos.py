@@ -1,13 +1,17 @@
-"""`make chaos`: web chat customers under load while the gateway and the database are killed -9.
+"""`make chaos`: web chat and Telegram customers under load while the gateway and the database are killed -9.
 
-    python -m tests.chaos.run_chaos [--gateway-kills 10] [--db-kills 3] [--customers 6] [--seed N]
+    python -m tests.chaos.run_chaos [--gateway-kills 10] [--db-kills 3] [--customers 6]
+        [--telegram-customers 3] [--seed N]
 
 Process layout (as `make bench`): this process runs the customers; SecantusDB runs as its own
 process with `--sync-on-commit` on a storage path in a temp dir; the gateway is `bench.serve_gateway`
 (the product's app) in a child process pointed at it. While the customers talk, the gateway is killed
 -9 and restarted on the same port after a short random pause, and so is the database on the same
-storage path (the gateway must reconnect by itself). Then, after a settle period, tests/chaos/checks.py
-compares the database with what every client saw. Exit code 0 only if every check holds.
+storage path (the gateway must reconnect by itself). The Telegram customers write through a fake Bot
+API (tests/fakes/telegram_api.py) that runs in this process, so it outlives every kill; the gateway
+long-polls it (TELEGRAM_MODE=polling). Then, after a settle period, tests/chaos/checks.py and
+tests/chaos/telegram_checks.py compare the database with what every client saw. Exit code 0 only if
+every check holds.
 See docs/reliability.md. Everything listens on 127.0.0.1.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import sys
@@ -36,14 +41,23 @@ from bench.webchat_roundtrip import answered_questions
 from gateway.embedded_db import find_server_command
 from tests.chaos.checks import Verdict, verify
 from tests.chaos.customers import Customer
+from tests.chaos.telegram_checks import TelegramVerdict, telegram_verdict, verify_telegram
+from tests.chaos.telegram_customers import ChaosTelegramApi, TelegramCustomer
+from tests.fakes.telegram_api import FakeTelegramApi
 
 HOST = "127.0.0.1"
 DB_NAME = "chaos"
+# The gateway checks the shape (BotFather's "<bot id>:<secret>"); the fake accepts only this one.
+TELEGRAM_TOKEN = "123456789:AAHfakeTokenForGatewayTests-0123456789"
 
 
 @dataclass(frozen=True, slots=True)
 class ChaosConfig:
     customers: int = 6
+    telegram_customers: int = 3  # each in its own private chat, through the fake Bot API
+    telegram_poll_timeout_seconds: int = 2  # getUpdates long-poll timeout (TELEGRAM_POLL_TIMEOUT_SECONDS)
+    telegram_send_latency_seconds: float = 0.0  # the fake's sendMessage answers this long after showing it
+    telegram_max_messages: int | None = None  # per Telegram customer; None: max_messages
     gateway_kills: int = 10
     db_kills: int = 3
     gap_seconds: tuple[float, float] = (2.0, 5.0)  # load between two kills
@@ -64,6 +78,7 @@ class ChaosResult:
     config: ChaosConfig
     seed: int
     verdict: Verdict = field(default_factory=Verdict)
+    telegram: TelegramVerdict = field(default_factory=telegram_verdict)
     harness_error: str = ""
     kills: Counter[str] = field(default_factory=Counter)
     restart_seconds: dict[str, list[float]] = field(default_factory=lambda: {"gateway": [], "database": []})
@@ -75,11 +90,16 @@ class ChaosResult:
     acked: int = 0
     connects: int = 0
     client_errors: Counter[str] = field(default_factory=Counter)
+    telegram_sent: int = 0  # distinct messages the Telegram customers wrote
+    telegram_updates: int = 0  # updates that carried them (with re-deliveries)
+    telegram_unanswered_in_time: int = 0  # answer not seen when the customer moved on (or stopped)
+    telegram_send_calls: int = 0  # sendMessage calls the fake received
+    telegram_get_updates_calls: int = 0
     work_dir: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.harness_error and self.verdict.ok
+        return not self.harness_error and self.verdict.ok and self.telegram.ok
 
     def summary(self) -> str:
         c = self.config
@@ -95,16 +115,32 @@ class ChaosResult:
             f"chaos: {self.sent} messages sent ({self.sends} frames with re-sends), {self.acked} acknowledged, "
             f"{self.connects} WebSocket connects; stored {self.verdict.stored_customer_messages} customer "
             f"messages, {self.verdict.stored_replies} replies ({self.verdict.handoffs} handoffs)",
+            *([self._telegram_line()] if c.telegram_customers else []),
             f"chaos: {restarts}",
             f"chaos: load under kills {self.chaos_seconds:.1f} s, settle {self.settle_seconds:.1f} s, "
             f"total {self.total_seconds:.1f} s; client error frames: {dict(self.client_errors) or 'none'}",
             "",
             self.verdict.table(),
         ]
+        if c.telegram_customers:
+            lines += ["", "telegram:", self.telegram.table()]
         if self.harness_error:
             lines.append(f"\nharness error: {self.harness_error}")
         lines.append(f"\nchaos: {'PASS' if self.ok else 'FAIL'} (logs in {self.work_dir})")
         return "\n".join(lines)
+
+    def _telegram_line(self) -> str:
+        t = self.telegram
+        return (
+            f"chaos: telegram: {self.config.telegram_customers} customers (polling, "
+            f"{self.config.telegram_poll_timeout_seconds} s long poll, sendMessage latency "
+            f"{self.config.telegram_send_latency_seconds:g} s), {self.telegram_sent} messages sent "
+            f"({self.telegram_updates} updates with re-deliveries, {self.telegram_unanswered_in_time} with no "
+            f"answer seen within the wait); stored {t.stored_customer_messages} customer messages, "
+            f"{t.stored_replies} replies ({t.handoffs} handoffs); {t.delivered} bot messages in the chats from "
+            f"{self.telegram_send_calls} sendMessage calls; {self.telegram_get_updates_calls} getUpdates calls, "
+            f"offset {t.offset}"
+        )
 
 
 class DatabaseProcess:
@@ -219,34 +255,54 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
     gateway_args = ["--mongodb-uri", database.uri, "--db", DB_NAME, "--data-dir", str(work / "gateway-data")]
     gateway = ChildServer("gateway", "bench.serve_gateway", gateway_args, work / "gateway.log")
     customers: list[Customer] = []
+    telegram_customers: list[TelegramCustomer] = []
     questions, _ = answered_questions()
+    # Telegram's side lives here, not in the gateway: it keeps its updates and chats across every kill.
+    telegram: FakeTelegramApi | None = None
+    if config.telegram_customers:
+        telegram = await ChaosTelegramApi(TELEGRAM_TOKEN, send_latency=config.telegram_send_latency_seconds).start()
     try:
-        await database.start()
-        await gateway.start()
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            stop_sending = asyncio.Event()
-            talkers = []
-            for index in range(config.customers):
-                customer = Customer(
-                    index,
-                    gateway.base_url,
-                    http,
-                    questions,
-                    random.Random(rng.random()),
-                    answer_wait=config.answer_wait_seconds,
-                    think=config.think_seconds,
+        with environment(telegram_env(telegram, config) if telegram is not None else ()):
+            await database.start()
+            await gateway.start()
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+                stop_sending = asyncio.Event()
+                talkers = []
+                for index in range(config.customers):
+                    customer = Customer(
+                        index,
+                        gateway.base_url,
+                        http,
+                        questions,
+                        random.Random(rng.random()),
+                        answer_wait=config.answer_wait_seconds,
+                        think=config.think_seconds,
+                    )
+                    customers.append(customer)
+                    talkers.append(customer.start(stop_sending, config.max_messages))
+                if telegram is not None:
+                    for index in range(config.telegram_customers):
+                        person = TelegramCustomer(
+                            index,
+                            telegram,
+                            questions,
+                            random.Random(rng.random()),
+                            answer_wait=config.answer_wait_seconds,
+                            think=config.think_seconds,
+                        )
+                        telegram_customers.append(person)
+                        talkers.append(person.start(stop_sending, config.telegram_max_messages or config.max_messages))
+                chaos_started = time.monotonic()
+                await _kill_repeatedly(config, rng, database, gateway, result)
+                await asyncio.sleep(max(config.gap_seconds))  # load after the last restart, too
+                stop_sending.set()
+                await asyncio.gather(*talkers)
+                result.chaos_seconds = time.monotonic() - chaos_started
+                settle_started = time.monotonic()
+                result.verdict, result.telegram = await _settle(
+                    config, database, customers, telegram, telegram_customers
                 )
-                customers.append(customer)
-                talkers.append(customer.start(stop_sending, config.max_messages))
-            chaos_started = time.monotonic()
-            await _kill_repeatedly(config, rng, database, gateway, result)
-            await asyncio.sleep(max(config.gap_seconds))  # load after the last restart, too
-            stop_sending.set()
-            await asyncio.gather(*talkers)
-            result.chaos_seconds = time.monotonic() - chaos_started
-            settle_started = time.monotonic()
-            result.verdict = await _settle(config, database, customers)
-            result.settle_seconds = time.monotonic() - settle_started
+                result.settle_seconds = time.monotonic() - settle_started
     finally:
         for customer in customers:
             await customer.close()
@@ -255,8 +311,42 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
             result.acked += sum(1 for m in customer.sent if m.acks)
             result.connects += customer.connects
             result.client_errors.update(customer.errors)
+        for person in telegram_customers:
+            await person.close()
+            result.telegram_sent += len(person.sent)
+            result.telegram_updates += person.deliveries
+            result.telegram_unanswered_in_time += sum(1 for m in person.sent if not m.answered)
         await gateway.stop()
         await database.stop()
+        if telegram is not None:
+            result.telegram_send_calls = len(telegram.calls_to("sendMessage"))
+            result.telegram_get_updates_calls = len(telegram.calls_to("getUpdates"))
+            write_transcripts(work / "telegram-chats.log", telegram, telegram_customers)
+            await telegram.close()
+
+
+def write_transcripts(path: Path, api: FakeTelegramApi, customers: list[TelegramCustomer]) -> None:
+    """What each Telegram customer wrote and what its chat shows, one JSON line each, for the reader of a
+    failed run (the fake lives only as long as this process)."""
+    with path.open("w") as out:
+        for person in customers:
+            for sent in person.sent:
+                row = {"chat": sent.chat_id, "customer_message_id": sent.message_id, "order": sent.order}
+                row |= {"update_ids": sent.update_ids, "answered_in_time": sent.answered, "text": sent.text}
+                out.write(json.dumps(row) + "\n")
+            for shown in api.sent_messages(person.chat_id):
+                row = {"chat": person.chat_id, "bot_message_id": shown["message_id"], "date": shown["date"]}
+                out.write(json.dumps(row | {"text": shown.get("text", "")[:80]}) + "\n")
+
+
+def telegram_env(api: FakeTelegramApi, config: ChaosConfig) -> tuple[tuple[str, str], ...]:
+    """The gateway's Telegram settings: long polling against the fake (the gateway adds /bot<token>/)."""
+    return (
+        ("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN),
+        ("TELEGRAM_API_URL", api.base_url.removesuffix("/bot")),
+        ("TELEGRAM_MODE", "polling"),
+        ("TELEGRAM_POLL_TIMEOUT_SECONDS", str(config.telegram_poll_timeout_seconds)),
+    )
 
 
 async def _kill_repeatedly(
@@ -279,11 +369,18 @@ async def _kill_repeatedly(
         result.restart_seconds[victim].append(time.monotonic() - restart)
 
 
-async def _settle(config: ChaosConfig, database: DatabaseProcess, customers: list[Customer]) -> Verdict:
+async def _settle(
+    config: ChaosConfig,
+    database: DatabaseProcess,
+    customers: list[Customer],
+    telegram: FakeTelegramApi | None,
+    telegram_customers: list[TelegramCustomer],
+) -> tuple[Verdict, TelegramVerdict]:
     """Check until everything holds (twice, 2 s apart) or settle_seconds pass; the last verdict stands.
 
     Clients are still connected and re-sending meanwhile, and the gateway's recovery runs: a violation
-    that heals within the settle period is not one; one that remains at the end is.
+    that heals within the settle period is not one; one that remains at the end is. (The fake Bot API
+    keeps every update the gateway has not confirmed, and the outbox retries what it has not sent.)
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.settle_seconds
@@ -293,12 +390,14 @@ async def _settle(config: ChaosConfig, database: DatabaseProcess, customers: lis
         passed_once = False
         while True:
             verdict = await verify(db, customers)
-            if verdict.ok and passed_once:
-                return verdict
-            passed_once = verdict.ok
+            tg = await verify_telegram(db, telegram, telegram_customers) if telegram is not None else telegram_verdict()
+            ok = verdict.ok and tg.ok
+            if ok and passed_once:
+                return verdict, tg
+            passed_once = ok
             if loop.time() >= deadline:
-                return verdict
-            await asyncio.sleep(2.0 if verdict.ok else 1.0)
+                return verdict, tg
+            await asyncio.sleep(2.0 if ok else 1.0)
     finally:
         await client.close()
 
@@ -311,8 +410,20 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def parse_args(argv: list[str] | None = None) -> ChaosConfig:
-    parser = argparse.ArgumentParser(description="Kill -9 the gateway and the database under web chat load.")
+    parser = argparse.ArgumentParser(
+        description="Kill -9 the gateway and the database under web chat and Telegram load."
+    )
     parser.add_argument("--customers", type=int, default=6)
+    parser.add_argument(
+        "--telegram-customers", type=int, default=3, help="Telegram customers in private chats (0: no Telegram)"
+    )
+    parser.add_argument("--telegram-poll-timeout", type=int, default=2, help="getUpdates long-poll seconds")
+    parser.add_argument(
+        "--telegram-send-latency",
+        type=float,
+        default=0.0,
+        help="seconds the fake's sendMessage answers after the message shows (a real Bot API call: ~0.05-0.3 s)",
+    )
     parser.add_argument("--gateway-kills", type=int, default=10)
     parser.add_argument("--db-kills", type=int, default=3)
     parser.add_argument("--settle-seconds", type=float, default=60.0)
@@ -331,6 +442,9 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
     args = parser.parse_args(argv)
     return ChaosConfig(
         customers=args.customers,
+        telegram_customers=args.telegram_customers,
+        telegram_poll_timeout_seconds=args.telegram_poll_timeout,
+        telegram_send_latency_seconds=args.telegram_send_latency,
         gateway_kills=args.gateway_kills,
         db_kills=args.db_kills,
         settle_seconds=args.settle_seconds,
