@@ -9,6 +9,7 @@ given twice, and the echo a client receives is the acknowledgement that the mess
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -136,17 +137,31 @@ async def verify(db: AsyncDatabase, customers: list[Customer]) -> Verdict:
                         f"(client's highest seq {view.highest_seq})",
                     )
 
+    check_answers(verdict, by_conversation, replies, name=str, key_field="client_msg_id")
+    return verdict
+
+
+def check_answers(
+    verdict: Any,
+    by_conversation: Mapping[Any, list[dict[str, Any]]],
+    replies: Mapping[Any, list[Any]],
+    *,
+    name: Callable[[Any], str],
+    key_field: str,
+) -> None:
+    """No seq used twice in a conversation, and every customer message answered exactly once (a
+    handoff before it ends the AI's part). Shared by the web chat and the Telegram checks."""
     for conversation_id, stored in by_conversation.items():
         for seq, n in Counter(m["seq"] for m in stored).items():
             if n > 1:
-                verdict.fail("seq reused", f"{conversation_id} seq {seq} x{n}")
+                verdict.fail("seq reused", f"{name(conversation_id)} seq {seq} x{n}")
         handed_off_at = min((m["seq"] for m in stored if is_handoff(m)), default=None)
         for message in stored:
             if message["author"] != "customer":
                 continue
             answers = replies.get(message["_id"], [])
+            where = f"{name(conversation_id)} seq {message['seq']} {message.get(key_field)}"
             if len(answers) > 1:
-                verdict.fail("answered twice", f"{conversation_id} seq {message['seq']}: {len(answers)} replies")
+                verdict.fail("answered twice", f"{where}: {len(answers)} replies")
             if not answers and (handed_off_at is None or handed_off_at > message["seq"]):
-                verdict.fail("unanswered", f"{conversation_id} seq {message['seq']} {message.get('client_msg_id')}")
-    return verdict
+                verdict.fail("unanswered", where)

@@ -10,14 +10,14 @@ outbox's bookkeeping.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.chaos.checks import Verdict, is_handoff
+from tests.chaos.checks import Verdict, check_answers, is_handoff
 from tests.chaos.telegram_customers import TelegramCustomer
 from tests.fakes.telegram_api import FakeTelegramApi
 
@@ -96,20 +96,9 @@ async def verify_telegram(
                     verdict.fail("order", f"{who}: sent #{later} stored after #{earlier}")
 
     # Each stored customer message answered once (a handoff before it ends the AI's part).
-    for conversation_id, stored in by_conversation.items():
-        for seq, n in Counter(m["seq"] for m in stored).items():
-            if n > 1:
-                verdict.fail("seq reused", f"chat {chat_of[conversation_id]} seq {seq} x{n}")
-        handed_off_at = min((m["seq"] for m in stored if is_handoff(m)), default=None)
-        for message in stored:
-            if message["author"] != "customer":
-                continue
-            answers = replies.get(message["_id"], [])
-            where = f"chat {chat_of[conversation_id]} seq {message['seq']} {message.get('idempotency_key')}"
-            if len(answers) > 1:
-                verdict.fail("answered twice", f"{where}: {len(answers)} replies")
-            if not answers and (handed_off_at is None or handed_off_at > message["seq"]):
-                verdict.fail("unanswered", f"{where}")
+    check_answers(
+        verdict, by_conversation, replies, name=lambda cid: f"chat {chat_of[cid]}", key_field="idempotency_key"
+    )
 
     # Every stored outgoing message went out once, through its outbox job(s), in order.
     jobs_by_message: dict[str, list[dict[str, Any]]] = defaultdict(list)
