@@ -20,7 +20,7 @@ from gateway.ingest import message_document
 from gateway.logs import log_event
 from gateway.models import ConversationRef, Identity, OutboundMessage
 from gateway.outbox import OutboxWorker
-from gateway.store import ConversationStore, utcnow
+from gateway.store import ConversationStore, DuplicateMessage, utcnow
 
 log = logging.getLogger("gateway.chat_events")
 
@@ -81,10 +81,8 @@ class ChatEvents:
         jobs = self.outbox.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
         try:
             await self.store.insert_message(message, jobs)
-        except Exception as exc:
-            if "idempotency_key" in str(exc):
-                return False  # the same /start delivered twice at once
-            raise
+        except DuplicateMessage:
+            return False  # the same /start delivered twice at once
         for job in jobs:
             self.outbox.dispatch(job)
         self.bus.publish(MessageStored(conversation, message))
@@ -134,16 +132,16 @@ class ChatEvents:
 
     async def mark_unreachable(self, conversation_id: Any, reason: str) -> None:
         """Mark the conversation (the card shows it) and, if it was handed off, say so in its thread once."""
+        at = utcnow()
         conversation = await self.store.conversations.find_one_and_update(
             {"_id": conversation_id, "unreachable": None},
-            {"$set": {"unreachable": {"reason": reason, "at": utcnow()}}},
+            {"$set": {"unreachable": {"reason": reason, "at": at}}},
         )
         log_event(log, "customer_unreachable", logging.WARNING, conversation_id=str(conversation_id), reason=reason)
         # Only a conversation handed off has a thread to say it in.
         if conversation is not None and conversation.get("handoff"):
-            event = self.desk.event(
-                conversation_id, "unreachable", position=int(conversation["seq"]), key=reason[:100], reason=reason
-            )
+            position, key = int(conversation["seq"]), str(at.timestamp())
+            event = self.desk.event(conversation_id, "unreachable", position=position, key=key, reason=reason)
             await self.outbox.enqueue(present(event))
 
     async def move_chat(self, ref: ConversationRef, new_chat_id: str) -> ConversationRef:

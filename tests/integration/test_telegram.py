@@ -29,6 +29,7 @@ from tests.fakes.telegram_updates import (
 )
 from tests.helpers import eventually
 from tests.integration.slack_desk import PNG as SLACK_PNG
+from tests.integration.slack_desk import texts
 from tests.integration.telegram_bot import (
     WEBHOOK_SECRET,
     start_polling,
@@ -353,3 +354,15 @@ async def test_a_telegram_outage_delays_the_reply_and_loses_nothing(
         return (await outbox.find_one({"channel": "telegram"}))["state"] == "sent"
 
     await eventually(sent)
+
+
+async def test_a_customer_who_blocked_the_bot_is_shown_unreachable_in_the_thread(
+    gateway_factory: GatewayFactory, telegram: FakeTelegramApi, slack: FakeSlackApi, routing_file: Path
+) -> None:
+    desk = await start_webhook_desk(gateway_factory, slack, routing_file, telegram)
+    assert await telegram.deliver_webhook(text_update(CHAT, "I want to talk to a human please", message_id=150)) == 200
+    conversation = await desk.gateway.runtime.store.conversations.find_one({"ref.chat_id": str(CHAT)})
+    channel, thread_ts = await desk.card(str(conversation["_id"]))
+    assert await telegram.deliver_webhook(kicked_update(CHAT)) == 200
+    await eventually(lambda: "can no longer be reached" in texts(slack.thread(channel, thread_ts)))
+    assert "blocked the bot" in texts(slack.thread(channel, thread_ts))
