@@ -232,7 +232,7 @@ def redact_url_credentials(text: str) -> str:
 
 
 def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One line per wrong value, named as the env variable (`prefix` is a channel's, e.g. "telegram_")."""
+    """One line per wrong value, named as the env variable (`prefix`: a channel's own, as its settings declare)."""
     problems = []
     for error in exc.errors():
         field = "_".join(str(part) for part in error["loc"])
