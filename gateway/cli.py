@@ -42,9 +42,11 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
             enabled.append(f"database: embedded SecantusDB in {data} (MONGODB_URI unset), db {settings.mongodb_db!r}")
     else:
         enabled.append(f"database: MongoDB at MONGODB_URI, db {settings.mongodb_db!r}")
+    kb = None
     try:
         kb = KnowledgeBase.load(settings.kb_dir)
-        enabled.append(f"knowledge base: {settings.kb_dir} ({len(kb.article_titles)} articles)")
+        counts = f"{len(kb.article_titles)} articles, {len(kb.article_intents)} declare intents"
+        enabled.append(f"knowledge base: {settings.kb_dir} ({counts})")
     except KnowledgeBaseError as exc:
         problems.append(f"KB_DIR: {exc}")
     try:
@@ -56,6 +58,14 @@ def config_report(settings: Settings) -> tuple[list[str], list[str]]:
             f"routing rules: {settings.routing_file} ({len(rules.queues)} queues: {', '.join(rules.queue_names)}; "
             f"{len(rules.intents)} intents)"
         )
+        if kb is not None:
+            # An article declaring an intent the rules do not know would never be chosen by it.
+            known = set(rules.intent_names)
+            for article, intents in kb.article_intents.items():
+                if unknown := sorted(intents - known):
+                    problems.append(
+                        f"{settings.kb_dir}/{article}.md: intents {unknown} are not intents in {settings.routing_file}"
+                    )
         enabled_slack, slack_problems = slack_report(settings, rules)
         enabled += enabled_slack
         problems += slack_problems

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bson import ObjectId
 from pymongo.errors import ClientBulkWriteException, DuplicateKeyError
 
-from agent_bridge.ai.escalation import Context, Decision, Triage
+from agent_bridge.ai.escalation import Assessment, Context, Decision, Triage
 from agent_bridge.ai.notices import WAIT_SAMPLE, WAIT_WINDOW, handoff_notice
 from agent_bridge.ai.responder import HistoryItem, Reply, Responder, Turn
 from gateway.csat import csat_pending, parse_rating
@@ -309,7 +309,7 @@ class Ingest:
             assessment = self.triage.assess(customer["text"], context)
             reply = None
             if assessment.trigger is None:  # hard triggers fire whatever a model would say
-                reply = await self._respond(conversation_id, customer, context)
+                reply = await self._respond(conversation_id, customer, context, assessment)
             decision = self.triage.decide(assessment, reply, context)
             now = utcnow()
             touch: dict[str, Any] = {
@@ -441,7 +441,9 @@ class Ingest:
         lead = reply.text.strip() if reply is not None and reply.handoff is not None and reply.text else ""
         return f"{lead}\n\n{notice}" if lead else notice
 
-    async def _respond(self, conversation_id: Any, customer: dict[str, Any], context: Context) -> Reply | None:
+    async def _respond(
+        self, conversation_id: Any, customer: dict[str, Any], context: Context, assessment: Assessment
+    ) -> Reply | None:
         """The responder's reply, or None when it failed outright (the decision then hands off)."""
         history: list[HistoryItem] = []
         if self.history_limit:
@@ -453,6 +455,8 @@ class Ingest:
             history=history,
             queues=self.triage.rules.queue_names,
             details=dict(context.details),
+            intent=assessment.intent,
+            intent_confidence=assessment.intent_confidence,
         )
         try:
             return await asyncio.wait_for(self.responder.respond(turn), self.responder_timeout)

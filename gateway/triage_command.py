@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from agent_bridge.ai.escalation import Triage
 from agent_bridge.ai.offline import OfflineResponder
+from agent_bridge.ai.responder import Reply
 from agent_bridge.ai.rules import load_rules
 from gateway.settings import Settings
 
@@ -58,7 +59,9 @@ def triage_stream(triage: Triage, responder: OfflineResponder, lines: TextIO, ou
                 result["error"] = error
             else:
                 assessment = next(assessments)
-                reply = responder.answer(text) if assessment.trigger is None else None
+                reply = None
+                if assessment.trigger is None:
+                    reply = responder.answer(text, assessment.intent, assessment.intent_confidence)
                 decision = triage.decide(assessment, reply)
                 result |= {
                     "intent": decision.intent,
@@ -70,11 +73,19 @@ def triage_stream(triage: Triage, responder: OfflineResponder, lines: TextIO, ou
                     "sentiment": decision.sentiment,
                     "urgency": decision.urgency,
                     "details": dict(decision.details),
+                    # The article the AI would answer from, so a change of articles can be checked too.
+                    "article": _article(reply) if decision.action == "answer" else None,
                 }
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
             count += 1
     out.flush()
     return count
+
+
+def _article(reply: Reply | None) -> dict[str, str] | None:
+    if reply is None or not reply.answered or not reply.articles:
+        return None
+    return {"article_id": reply.articles[0].article_id, "title": reply.articles[0].title}
 
 
 def run(settings: Settings) -> int:

@@ -25,6 +25,10 @@ import numpy as np
 from sklearn.metrics import classification_report, f1_score
 from sklearn.model_selection import StratifiedKFold
 
+from agent_bridge.ai.escalation import Triage
+from agent_bridge.ai.knowledge_base import KnowledgeBase
+from agent_bridge.ai.offline import OfflineResponder
+from agent_bridge.ai.rules import load_rules
 from agent_bridge.ai.triage.intents import IntentClassifier, IntentPrediction
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -365,6 +369,52 @@ def report_speed(rows: Sequence[tuple[str, str, str]]) -> IntentClassifier:
     return classifier
 
 
+class AnswerScore:
+    """What the whole turn does with held-out questions whose intent an article declares: the triage
+    (this fold's classifier, the shipped rules) then the offline responder, with and without the
+    intent. Answer rate: share answered rather than handed off. Precision: share of those answered
+    from an article that declares the question's true intent."""
+
+    def __init__(self) -> None:
+        self.rules = load_rules(ROOT / "config" / "routing.yaml")
+        self.responder = OfflineResponder(KnowledgeBase.load(ROOT / "config" / "kb"))
+        self.covers = self.responder.knowledge_base.article_intents
+        covered = set().union(*self.covers.values())
+        self.covered = frozenset(covered)
+        self.outcomes: dict[str, list[tuple[str, str, str | None]]] = {"with intent": [], "retrieval only": []}
+
+    def score(self, classifier: IntentClassifier, texts: Sequence[str], truth: Sequence[str]) -> None:
+        triage = Triage(self.rules, classifier)
+        rows = [(t, i) for t, i in zip(texts, truth, strict=True) if i in self.covered]
+        for (text, intent), assessment in zip(rows, triage.assess_many([t for t, _ in rows]), strict=True):
+            for mode, outcomes in self.outcomes.items():
+                reply = None
+                if assessment.trigger is None:
+                    if mode == "with intent":
+                        reply = self.responder.answer(text, assessment.intent, assessment.intent_confidence)
+                    else:
+                        reply = self.responder.answer(text)
+                decision = triage.decide(assessment, reply)
+                article = (
+                    reply.articles[0].article_id if reply and reply.articles and decision.action == "answer" else None
+                )
+                outcomes.append((intent, decision.action, article))
+
+    def report(self) -> None:
+        print(f"\n### Answers on intents an article covers ({len(self.covered)} intents)")
+        print("mode | questions | answer rate | answer precision | answered without an article")
+        for mode, outcomes in self.outcomes.items():
+            answered = [(i, a) for i, action, a in outcomes if action == "answer"]
+            from_article = [(i, a) for i, a in answered if a is not None]
+            right = sum(1 for i, a in from_article if i in self.covers.get(a, ()))
+            rate = len(answered) / len(outcomes) if outcomes else 0.0
+            precision = right / len(from_article) if from_article else 0.0
+            print(
+                f"{mode} | {len(outcomes)} | {rate:.2%} | {precision:.2%} ({right}/{len(from_article)}) | "
+                f"{len(answered) - len(from_article)}"
+            )
+
+
 def cross_validate(rows: Sequence[tuple[str, str, str]], folds: int, seed: int) -> dict[str, Scored]:
     """Scores held-out Bitext rows and their variants; returns (truth, prediction) pairs to study."""
     bitext = [(t, i) for t, i, s in rows if s == "bitext"]
@@ -377,15 +427,18 @@ def cross_validate(rows: Sequence[tuple[str, str, str]], folds: int, seed: int) 
     variants: dict[str, list[tuple[str, str, IntentPrediction]]] = {name: [] for name in VARIANTS}
     rng = random.Random(seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    answers = AnswerScore()
     for train_index, test_index in splitter.split(texts, truth):
         classifier = IntentClassifier.train([bitext[i] for i in train_index] + extra)
         predicted.update(zip(test_index, classifier.predict_many([texts[i] for i in test_index]), strict=True))
+        answers.score(classifier, [texts[i] for i in test_index], [truth[i] for i in test_index])
         for name, make in VARIANTS.items():
             changed = [make(texts[i], rng) for i in test_index]
             for i, text, p in zip(test_index, changed, classifier.predict_many(changed), strict=True):
                 variants[name].append((text, truth[i], p))
     in_order = [predicted[i] for i in range(len(bitext))]
     report_scores("Held-out Bitext rows", texts, truth, in_order)
+    answers.report()
     report_variants(variants)
     return {
         "held-out Bitext": list(zip(truth, in_order, strict=True)),

@@ -15,6 +15,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
+import yaml
 from bm25s.stopwords import STOPWORDS_EN
 
 
@@ -48,6 +49,8 @@ _WORD = re.compile(r"\b\w\w+\b")
 _APOSTROPHES = re.compile(r"['’]")
 _TITLE_LINE = re.compile(r"^#\s+(?P<title>\S.*?)\s*#*\s*$")
 _SECTION_LINE = re.compile(r"^##\s+(?P<heading>\S.*?)\s*#*\s*$")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
+_INTENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 _stemmer = Stemmer.Stemmer("english")
 
@@ -64,6 +67,8 @@ class Passage:
     title: str  # the article's `# Title`
     heading: str | None  # the `## Heading`, None for the text before the first section
     text: str  # the section body as written, without the heading line
+    # The intents the article declares it answers (front matter `intents: [...]`), e.g. delivery_period.
+    intents: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +157,11 @@ class KnowledgeBase:
         """Article id -> title, in load order."""
         return {p.article_id: p.title for p in self.passages}
 
+    @property
+    def article_intents(self) -> dict[str, frozenset[str]]:
+        """Article id -> the intents it declares, for the articles that declare any."""
+        return {p.article_id: p.intents for p in self.passages if p.intents}
+
     def __len__(self) -> int:
         return len(self.passages)
 
@@ -186,8 +196,30 @@ class KnowledgeBase:
         return hits
 
 
+def front_matter(markdown: str, origin: Path | str = "<string>") -> tuple[frozenset[str], str]:
+    """The intents a `---` front-matter block declares (`intents: [a, b]`), and the article after it."""
+    match = _FRONT_MATTER.match(markdown.lstrip("\ufeff"))
+    if match is None:
+        return frozenset(), markdown
+    try:
+        meta = yaml.safe_load(match["yaml"]) or {}
+    except yaml.YAMLError as error:
+        raise KnowledgeBaseError(f"knowledge base article {origin}: front matter is not valid YAML ({error})") from None
+    intents = meta.get("intents", []) if isinstance(meta, dict) else None
+    if isinstance(intents, str):
+        intents = [intents]
+    if not isinstance(intents, list) or not all(isinstance(i, str) and _INTENT_NAME.fullmatch(i) for i in intents):
+        raise KnowledgeBaseError(
+            f"knowledge base article {origin}: front matter `intents` must be a list of intent names like "
+            "[delivery_period, delivery_options]"
+        )
+    return frozenset(intents), markdown[match.end() :]
+
+
 def parse_article(article_id: str, markdown: str, origin: Path | str = "<string>") -> list[Passage]:
-    """Split one article into its intro and `##` sections; the first line must be `# Title`."""
+    """Split one article into its intro and `##` sections. It may open with a front-matter block
+    declaring its intents; then the first line must be `# Title`."""
+    intents, markdown = front_matter(markdown, origin)
     lines = markdown.strip().splitlines()
     title_match = _TITLE_LINE.match(lines[0]) if lines else None
     if title_match is None:
@@ -202,7 +234,9 @@ def parse_article(article_id: str, markdown: str, origin: Path | str = "<string>
         else:
             sections[-1][1].append(line)
     passages = [
-        Passage(article_id, title, heading, text) for heading, body in sections if (text := "\n".join(body).strip())
+        Passage(article_id, title, heading, text, intents)
+        for heading, body in sections
+        if (text := "\n".join(body).strip())
     ]
     if not passages:
         raise KnowledgeBaseError(f"knowledge base article {origin} has a title but no text")

@@ -27,6 +27,13 @@ MIN_COVERAGE = 0.5
 MIN_MATCHED_IDF = math.log(2)
 
 SMALL_TALK_CONFIDENCE = 0.9
+# Intent-aware answering. The classifier is trained on thousands of paraphrases, so a confident intent
+# recognises "can you tell me about delivery period?" where BM25 sees no shared words. At or above
+# INTENT_ANSWER_CONFIDENCE an article declaring the intent answers (its best-matching passage). Between
+# the rules' intent threshold and it, the intent must agree with retrieval: the best passage that
+# shares any words with the question must belong to an article declaring the intent.
+INTENT_ANSWER_CONFIDENCE = 0.6
+INTENT_AGREEMENT_CONFIDENCE = 0.4
 
 DONT_KNOW_TEXT = (
     "I'm sorry, I don't know the answer to that, and I'd rather not guess. "
@@ -81,24 +88,37 @@ class OfflineResponder:
     async def respond(self, turn: Turn) -> Reply:
         # Search is in-memory BM25 over a few dozen passages (well under a millisecond), so it runs
         # inline rather than in a thread.
-        return self.answer(turn.text)
+        return self.answer(turn.text, turn.intent, turn.intent_confidence)
 
-    def answer(self, question: str) -> Reply:
+    def answer(self, question: str, intent: str | None = None, intent_confidence: float = 0.0) -> Reply:
         """The synchronous core of `respond`, for callers that have no event loop (benchmarks, CLI)."""
         small_talk = small_talk_reply(question)
         if small_talk is not None:
             return Reply(small_talk, answered=True, confidence=SMALL_TALK_CONFIDENCE, responder=self.name)
 
-        hits = self.knowledge_base.search(question, k=1)
+        hits = self.knowledge_base.search(question, k=len(self.knowledge_base))
+        declaring = {a for a, names in self.knowledge_base.article_intents.items() if intent in names}
+        if declaring and intent_confidence >= INTENT_AGREEMENT_CONFIDENCE:
+            agrees = bool(hits) and hits[0].article_id in declaring
+            if intent_confidence >= INTENT_ANSWER_CONFIDENCE or agrees:
+                own = [h for h in hits if h.article_id in declaring]
+                passage = own[0] if own else self._first_passage(declaring)
+                return self._reply(passage, confidence=round(intent_confidence, 3))
         if not hits or not is_good_match(hits[0]):
             return Reply(DONT_KNOW_TEXT, answered=False, confidence=0.0, responder=self.name)
+        return self._reply(hits[0], confidence=match_confidence(hits[0]))
 
-        best = hits[0]
+    def _first_passage(self, articles: set[str]) -> SearchHit:
+        """An article's opening passage, when none of its passages shares a word with the question."""
+        passage = next(p for p in self.knowledge_base.passages if p.article_id in articles)
+        return SearchHit(passage, score=0.0, relative_score=0.0, matched_idf=0.0, coverage=0.0)
+
+    def _reply(self, hit: SearchHit, *, confidence: float) -> Reply:
         return Reply(
-            self._format_answer(best),
+            self._format_answer(hit),
             answered=True,
-            confidence=match_confidence(best),
-            articles=(ArticleRef(best.article_id, best.title, best.score),),
+            confidence=confidence,
+            articles=(ArticleRef(hit.article_id, hit.title, hit.score),),
             responder=self.name,
         )
 

@@ -37,6 +37,10 @@ class Turn:
     queues: Sequence[str] = ()
     # Details already collected in this conversation (name, email, order_number, ...).
     details: Mapping[str, str] = field(default_factory=dict)
+    # The triage's reading of this message ("delivery_period", 0.93): an article that declares the
+    # intent answers it even when the customer's words are not the article's (agent_bridge/ai/offline.py).
+    intent: str | None = None
+    intent_confidence: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -334,6 +334,10 @@ class RoutingRules(_Strict):
     def queue_names(self) -> tuple[str, ...]:
         return tuple(q.name for q in self.queues)
 
+    @property
+    def intent_names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.intents)
+
 
 def load_rules(path: str | Path) -> RoutingRules:
     path = Path(path)

@@ -350,3 +350,33 @@ def test_article_without_title_raises_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KnowledgeBaseError, match=r"untitled\.md") as error:
         KnowledgeBase.load(tmp_path)
     assert "# Title" in str(error.value)
+
+
+async def test_a_confident_intent_answers_from_the_article_that_declares_it(responder: OfflineResponder) -> None:
+    question = "can you tell me about delivery period?"
+    assert not (await ask(responder, question)).answered, "retrieval alone finds no article for this wording"
+    reply = await responder.respond(
+        Turn(conversation_id="c-1", text=question, intent="delivery_period", intent_confidence=0.98)
+    )
+    assert_answered_from(reply, "delivery-times")
+    assert reply.confidence == 0.98
+
+
+def test_a_middling_intent_answers_only_when_retrieval_agrees(responder: OfflineResponder) -> None:
+    agreeing = responder.answer("How long does shipping take to arrive?", "delivery_period", 0.5)
+    assert agreeing.answered and agreeing.articles[0].article_id == "delivery-times"
+    # The same middling intent on words that point nowhere in its article: retrieval decides (no answer).
+    alone = responder.answer("what is the capital of Mongolia?", "delivery_period", 0.5)
+    assert not alone.answered
+    # An intent no article declares changes nothing.
+    assert not responder.answer("what is the capital of Mongolia?", "review", 0.99).answered
+
+
+def test_front_matter_declares_intents_and_a_bad_one_is_refused() -> None:
+    [passage] = parse_article("x", "---\nintents: [delivery_period, delivery_options]\n---\n# Delivery\n\nText.\n")
+    assert passage.intents == {"delivery_period", "delivery_options"} and passage.title == "Delivery"
+    with pytest.raises(KnowledgeBaseError, match="must be a list of intent names"):
+        parse_article("x", "---\nintents: [Delivery Period]\n---\n# Delivery\n\nText.\n")
+    with pytest.raises(KnowledgeBaseError, match="not valid YAML"):
+        parse_article("x", "---\nintents: [a\n---\n# Delivery\n\nText.\n")
+    assert KnowledgeBase.load(KB_DIR).article_intents["delivery-times"] == {"delivery_period"}

@@ -181,3 +181,14 @@ def test_check_config_says_how_telegram_is_reached_or_what_is_wrong(tmp_path: Pa
     env_file.write_text(f"TELEGRAM_BOT_TOKEN={token}\nPUBLIC_BASE_URL=http://support.example.com:8080\n")
     result = run_gateway("check-config", env_file=env_file)
     assert result.returncode == 2 and "Telegram delivers webhooks only to https" in result.stderr
+
+
+def test_an_article_declaring_an_intent_the_rules_lack_is_reported(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "gifts.md").write_text("---\nintents: [gift_wrapping]\n---\n# Gift wrapping\n\nWe wrap gifts for 3 USD.\n")
+    env_file = tmp_path / "kb.env"
+    env_file.write_text(f"KB_DIR={kb}\nGATEWAY_DATA_DIR={tmp_path / 'data'}\n")
+    result = run_gateway("check-config", env_file=env_file)
+    assert result.returncode == 2
+    assert "gifts.md: intents ['gift_wrapping'] are not intents in config/routing.yaml" in result.stderr

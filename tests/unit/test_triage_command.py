@@ -64,5 +64,23 @@ def test_plain_lines_bad_json_and_ids_come_back_in_order(tmp_path: Path) -> None
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(out) == 4
     assert out[0]["action"] == "answer" and "id" not in out[0]
+    assert out[0]["article"] == {"article_id": "shipping", "title": "Shipping options and costs"}
+    assert out[3]["article"] is None, "a handoff is answered from no article"
     assert "text" in out[1]["error"] and out[2]["error"].startswith("invalid JSON")
     assert out[3]["id"] == "x" and out[3]["action"] == "handoff" and out[3]["trigger"] == "human_request"
+
+
+def test_a_paraphrase_the_article_never_uses_is_answered_from_the_article_of_its_intent(tmp_path: Path) -> None:
+    """Bitext wording of covered topics: BM25 alone found no article for these and handed them off."""
+    result = run_triage(
+        "can you tell me about delivery period?\nhow do I get my invoice\nI forgot my password\n"
+        "what is the capital of Mongolia?\n",
+        tmp_path,
+    )
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(o["action"], (o["article"] or {}).get("article_id")) for o in out] == [
+        ("answer", "delivery-times"),
+        ("answer", "invoices"),
+        ("answer", "accounts"),
+        ("handoff", None),
+    ], out
