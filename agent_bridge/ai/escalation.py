@@ -178,10 +178,14 @@ class Triage:
                 )
         if t.negative_sentiment.enabled:
             s = t.negative_sentiment
+            if sentiment.upset_cue:
+                return Trigger("negative_sentiment", f"the customer is upset ({sentiment.upset_cue})", queue)
             if sentiment.score <= s.threshold:
                 return Trigger("negative_sentiment", f"the customer is upset (sentiment {sentiment.score:.2f})", queue)
             if s.on_urgency and sentiment.urgency:
-                return Trigger("urgency", "the customer says it is urgent", queue)
+                # Which cue: "urgency: 'asap'", "4 exclamation marks", "shouting (all caps)".
+                cues = [c for c in sentiment.signals if c.startswith(("urgency", "shouting")) or "exclamation" in c]
+                return Trigger("urgency", f"the customer says it is urgent ({'; '.join(cues)})", queue)
             if s.on_profanity and sentiment.profanity:
                 return Trigger("negative_sentiment", "the customer is swearing", queue)
         if t.back_office.enabled and intent in t.back_office.intents:

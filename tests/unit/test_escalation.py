@@ -27,7 +27,10 @@ def responder() -> OfflineResponder:
 def decide(triage: Triage, responder: OfflineResponder, text: str, context: Context | None = None):
     context = context or Context()
     assessment = triage.assess(text, context)
-    reply = responder.answer(text) if assessment.trigger is None else None
+    # As a live turn does: the responder gets the triage's intent (gateway/ingest.py).
+    reply = None
+    if assessment.trigger is None:
+        reply = responder.answer(text, assessment.intent, assessment.intent_confidence)
     return triage.decide(assessment, reply, context)
 
 
@@ -129,3 +132,44 @@ def test_details_are_collected_across_turns(triage, responder) -> None:
     context = Context(details={"name": "Dana Smith"})
     decision = decide(triage, responder, "my email is dana@example.com, how much does shipping cost?", context)
     assert decision.details["name"] == "Dana Smith" and decision.details["email"] == "dana@example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("my package never arrived and I'm really upset, this is the third time", "repeat contact: 'the third time'"),
+        ("How many times do I have to ask where my order is", "repeat contact: 'how many times'"),
+        ("this is useless, I asked again and still nothing", "repeat contact: 'again' in a negative message"),
+        ("I will file a chargeback if this is not sorted", "threat: 'chargeback'"),
+        ("I'm going to take my business elsewhere", "threat: 'take my business elsewhere'"),
+        ("es la tercera vez que escribo por lo mismo", "repeat contact: 'es la tercera vez'"),
+        ("c'est la troisième fois, je vais porter plainte", "threat: 'porter plainte'"),
+        ("Ich warte immer noch auf mein Paket, das ist eine Frechheit", "repeat contact: 'warte immer noch'"),
+        ("pela terceira vez, cadê o meu pedido", "repeat contact: 'pela terceira vez'"),
+        ("vi scrivo per la terza volta", "repeat contact: 'per la terza volta'"),
+    ],
+)
+def test_upset_customers_are_recognised_whatever_the_intent(
+    triage: Triage, responder: OfflineResponder, text: str, cue: str
+) -> None:
+    assert triage.assess(text).sentiment.upset_cue == cue
+    decision = decide(triage, responder, text)
+    assert decision.action == "handoff", decision
+    # An earlier trigger may name it first (a chargeback is a refund dispute); else the reason names the cue.
+    if decision.trigger == "negative_sentiment":
+        assert decision.reason == f"the customer is upset ({cue})"
+    else:
+        assert decision.trigger in ("sensitive_topic", "human_request"), decision
+
+
+@pytest.mark.parametrize(
+    "text", ["Can I order the same thing again?", "Is the sale still on?", "How long does delivery take?"]
+)
+def test_again_and_still_alone_are_no_complaint(triage: Triage, text: str) -> None:
+    assert triage.assess(text).sentiment.upset_cue == ""
+
+
+def test_the_urgency_reason_names_the_cue(triage: Triage, responder: OfflineResponder) -> None:
+    decision = decide(triage, responder, "WHERE IS MY ORDER!!!")
+    assert decision.trigger == "urgency"
+    assert decision.reason == "the customer says it is urgent (3 exclamation marks; shouting (all caps))"

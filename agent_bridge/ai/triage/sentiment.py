@@ -73,6 +73,48 @@ _URGENCY = re.compile(
     r")\b"
 )
 
+# Repeated contact: the customer has asked before and is still waiting. Strong cues ("third time",
+# "how many times", "keep asking") mark an upset customer on their own; weak ones ("again", "still")
+# only in a message that is negative already ("can I order again?" is no complaint). Folded text.
+_REPEAT_STRONG = re.compile(
+    r"\b(?:"
+    r"(?:for )?the (?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)|nth|umpteenth) time|(?:2|3|4|5|two|three|four|five)"
+    r" times (?:now|already)|how many (?:more )?times|keep (?:asking|telling|writing|calling|chasing)"
+    r"|(?:still|yet) again|once again|(?:asked|written|called|emailed|contacted you) (?:\w+ )?(?:several|many|multiple)"
+    r" times"  # English
+    r"|por (?:segunda|tercera|cuarta|enesima) vez|(?:es|ya es) la (?:segunda|tercera|cuarta) vez|cuantas veces"
+    r"|sigo esperando"  # Spanish
+    r"|pour la (?:deuxieme|troisieme|quatrieme|enieme) fois|combien de fois|j'attends toujours"  # French
+    r"|zum (?:zweiten|dritten|vierten|x-ten) mal|schon wieder|wie oft noch|warte immer noch"  # German
+    r"|pela (?:segunda|terceira|quarta) vez|quantas vezes|continuo esperando|ainda estou esperando"  # Portuguese
+    r"|per la (?:seconda|terza|quarta|ennesima) volta|quante volte|sto ancora aspettando"  # Italian
+    r")\b"
+)
+_REPEAT_WEAK = re.compile(
+    r"\b(?:again|still|otra vez|de nuevo|todavia|encore|toujours pas|de nouveau|nochmal|immer noch|erneut"
+    r"|de novo|outra vez|ainda nao|di nuovo|ancora)\b"
+)
+# Threats to leave, to dispute a charge or to go to a regulator or a lawyer: hand off at once, whatever
+# the intent. Folded text, six languages.
+_THREAT = re.compile(
+    r"\b(?:"
+    r"charge ?backs?|dispute (?:the|this|my|a) (?:charge|payment|transaction)|(?:call|contact|tell) my bank"
+    r"|report (?:you|this|your company)|better business bureau|bbb|lawyers?|attorney|legal action|sue you"
+    r"|small claims|trading standards|consumer protection|take my business elsewhere"
+    r"|never (?:order|buy|shop|purchase)(?:ing)? (?:from|with|here)? ?(?:you|again)|(?:switch|go|going|move) to"
+    r" (?:a |your )?competitors?|leave a (?:bad|negative|1[- ]star|one[- ]star) review|close my account for good"
+    # English
+    r"|contracargo|disputar (?:el|este) cargo|abogados?|demandar(?:les)?|denunciar(?:les)?"
+    r"|nunca mas (?:compro|comprare|pido)|oficina del consumidor"  # Spanish
+    r"|retrofacturation|contester (?:le|ce) (?:paiement|prelevement)|avocats?|porter plainte|plus jamais"
+    r"|association de consommateurs"  # French
+    r"|ruckbuchung|anwalt|anzeige erstatten|verbraucherzentrale|nie wieder (?:bestellen|kaufen|bei ihnen)"
+    # German
+    r"|estorno|chargeback|advogados?|processar|procon|nunca mais (?:compro|vou comprar)"  # Portuguese
+    r"|storno|avvocat[oi]|denuncia|mai piu (?:ordino|compro|da voi)"  # Italian
+    r")\b"
+)
+
 # Swearing, matched on folded text. A small list on purpose: each entry is unambiguous at a word
 # boundary ("ass" and "hell" are not: "pass", "hello", "what the hell" is too mild to flag), with the
 # usual disguises ("f*ck", "sh1t") and the English abbreviations customers type (wtf, ffs, stfu).
@@ -105,6 +147,9 @@ class Sentiment:
     urgency: bool
     profanity: bool
     signals: tuple[str, ...]  # why, for people reading a decision: "urgency: 'asap'", "shouting", ...
+    # The cue that marks an upset customer whatever the mood score ("repeat contact: 'third time'",
+    # "threat: 'chargeback'"), or "" when none did.
+    upset_cue: str = ""
 
 
 def _build_analyzer() -> SentimentIntensityAnalyzer:
@@ -150,10 +195,20 @@ def analyse_sentiment(text: str) -> Sentiment:
             agitated = True
     swear_words = sorted({m.group() for m in _PROFANITY.finditer(folded)})
     signals.extend(f"profanity: {word!r}" for word in swear_words)
+    upset_cue = ""
+    if threat := _THREAT.search(folded):
+        upset_cue = f"threat: {threat.group()!r}"
+    elif repeat := _REPEAT_STRONG.search(folded):
+        upset_cue = f"repeat contact: {repeat.group()!r}"
+    elif label == "negative" and (repeat := _REPEAT_WEAK.search(folded)):
+        upset_cue = f"repeat contact: {repeat.group()!r} in a negative message"
+    if upset_cue:
+        signals.append(upset_cue)
     return Sentiment(
         label=label,
         score=max(-1.0, min(1.0, score)),
         urgency=bool(urgent_words) or agitated,
         profanity=bool(swear_words),
         signals=tuple(signals),
+        upset_cue=upset_cue,
     )
