@@ -92,7 +92,9 @@ def answered_questions() -> tuple[tuple[str, ...], tuple[str, ...]]:
     answered, handed_off = [], []
     for question in QUESTIONS:
         assessment = triage.assess(question)
-        reply = responder.answer(question) if assessment.trigger is None else None
+        reply = None
+        if assessment.trigger is None:  # as a live turn does, with the triage's intent
+            reply = responder.answer(question, assessment.intent, assessment.intent_confidence)
         decision = triage.decide(assessment, reply)
         (answered if decision.action == "answer" else handed_off).append(question)
     return tuple(answered), tuple(handed_off)

@@ -133,6 +133,12 @@ class KnowledgeBase:
                 document_frequency[term] = document_frequency.get(term, 0) + 1
         self._idf = {t: lucene_idf(df, len(corpus)) for t, df in document_frequency.items()}
         self._unseen_idf = lucene_idf(0, len(corpus))
+        self._article_intents = {p.article_id: p.intents for p in self.passages if p.intents}
+        by_intent: dict[str, set[str]] = {}
+        for article, intents in self._article_intents.items():
+            for intent in intents:
+                by_intent.setdefault(intent, set()).add(article)
+        self._by_intent = {intent: frozenset(articles) for intent, articles in by_intent.items()}
 
     @classmethod
     def load(cls, path: str | Path) -> KnowledgeBase:
@@ -160,7 +166,11 @@ class KnowledgeBase:
     @property
     def article_intents(self) -> dict[str, frozenset[str]]:
         """Article id -> the intents it declares, for the articles that declare any."""
-        return {p.article_id: p.intents for p in self.passages if p.intents}
+        return dict(self._article_intents)
+
+    def articles_for(self, intent: str | None) -> frozenset[str]:
+        """The articles that declare `intent` (computed once: this runs on every AI turn)."""
+        return self._by_intent.get(intent or "", frozenset())
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -169,13 +179,16 @@ class KnowledgeBase:
         """IDF of an analysed term; terms the KB never mentions count as maximally specific."""
         return self._idf.get(term, self._unseen_idf)
 
-    def search(self, query: str, k: int = 3) -> list[SearchHit]:
-        """Best `k` passages for `query` by BM25, best first; only passages sharing a term with it."""
+    def search(self, query: str, k: int = 3, articles: frozenset[str] | None = None) -> list[SearchHit]:
+        """Best `k` passages for `query` by BM25, best first; only passages sharing a term with it,
+        and only of `articles` when given."""
         terms = list(dict.fromkeys(content_terms(query)))  # a repeated word is not extra evidence
         known = [t for t in terms if t in self._idf]
         if k <= 0 or not known:
             return []
         scores = self._bm25.get_scores(known)
+        if articles is not None:
+            scores = np.where([p.article_id in articles for p in self.passages], scores, 0.0)
         query_weight = sum(self.idf(t) for t in terms)
         order = np.argsort(-scores, kind="stable")[:k]
         hits = []

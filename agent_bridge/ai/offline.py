@@ -96,19 +96,19 @@ class OfflineResponder:
         if small_talk is not None:
             return Reply(small_talk, answered=True, confidence=SMALL_TALK_CONFIDENCE, responder=self.name)
 
-        hits = self.knowledge_base.search(question, k=len(self.knowledge_base))
-        declaring = {a for a, names in self.knowledge_base.article_intents.items() if intent in names}
+        hits = self.knowledge_base.search(question, k=1)
+        declaring = self.knowledge_base.articles_for(intent)
         if declaring and intent_confidence >= INTENT_AGREEMENT_CONFIDENCE:
             agrees = bool(hits) and hits[0].article_id in declaring
             if intent_confidence >= INTENT_ANSWER_CONFIDENCE or agrees:
-                own = [h for h in hits if h.article_id in declaring]
+                own = hits if agrees else self.knowledge_base.search(question, k=1, articles=declaring)
                 passage = own[0] if own else self._first_passage(declaring)
                 return self._reply(passage, confidence=round(intent_confidence, 3))
         if not hits or not is_good_match(hits[0]):
             return Reply(DONT_KNOW_TEXT, answered=False, confidence=0.0, responder=self.name)
         return self._reply(hits[0], confidence=match_confidence(hits[0]))
 
-    def _first_passage(self, articles: set[str]) -> SearchHit:
+    def _first_passage(self, articles: frozenset[str]) -> SearchHit:
         """An article's opening passage, when none of its passages shares a word with the question."""
         passage = next(p for p in self.knowledge_base.passages if p.article_id in articles)
         return SearchHit(passage, score=0.0, relative_score=0.0, matched_idf=0.0, coverage=0.0)
