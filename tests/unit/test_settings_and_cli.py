@@ -64,7 +64,7 @@ def test_check_config_reports_what_is_enabled(tmp_path: Path) -> None:
     result = run_gateway("check-config", env_file=env_file)
     assert result.returncode == 0, result.stderr
     assert "embedded SecantusDB" in result.stdout
-    assert "10 articles" in result.stdout
+    assert "12 articles, 12 declare intents" in result.stdout
     assert "configuration is valid" in result.stderr
     # One line per registered channel: how it is reached, or what it is missing.
     assert "Web chat: http://127.0.0.1:8080/ (widget" in result.stdout
