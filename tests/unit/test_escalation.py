@@ -139,6 +139,7 @@ def test_details_are_collected_across_turns(triage, responder) -> None:
     [
         ("my package never arrived and I'm really upset, this is the third time", "repeat contact: 'the third time'"),
         ("How many times do I have to ask where my order is", "repeat contact: 'how many times'"),
+        ("I keep asking and nobody answers", "repeat contact: 'i keep asking'"),
         ("this is useless, I asked again and still nothing", "repeat contact: 'again' in a negative message"),
         ("I will file a chargeback if this is not sorted", "threat: 'chargeback'"),
         ("I'm going to take my business elsewhere", "threat: 'take my business elsewhere'"),
@@ -163,7 +164,13 @@ def test_upset_customers_are_recognised_whatever_the_intent(
 
 
 @pytest.mark.parametrize(
-    "text", ["Can I order the same thing again?", "Is the sale still on?", "How long does delivery take?"]
+    "text",
+    [
+        "Can I order the same thing again?",
+        "Is the sale still on?",
+        "How long does delivery take?",
+        "My kids keep asking me about it every single day.",  # a story, not a complaint about us
+    ],
 )
 def test_again_and_still_alone_are_no_complaint(triage: Triage, text: str) -> None:
     assert triage.assess(text).sentiment.upset_cue == ""

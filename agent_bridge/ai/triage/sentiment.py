@@ -79,7 +79,7 @@ _URGENCY = re.compile(
 _REPEAT_STRONG = re.compile(
     r"\b(?:"
     r"(?:for )?the (?:second|third|fourth|fifth|\d+(?:st|nd|rd|th)|nth|umpteenth) time|(?:2|3|4|5|two|three|four|five)"
-    r" times (?:now|already)|how many (?:more )?times|keep (?:asking|telling|writing|calling|chasing)"
+    r" times (?:now|already)|how many (?:more )?times|i (?:keep|kept) (?:asking|telling you|writing|calling|chasing)"
     r"|(?:still|yet) again|once again|(?:asked|written|called|emailed|contacted you) (?:\w+ )?(?:several|many|multiple)"
     r" times"  # English
     r"|por (?:segunda|tercera|cuarta|enesima) vez|(?:es|ya es) la (?:segunda|tercera|cuarta) vez|cuantas veces"
