@@ -15,7 +15,14 @@ import pytest
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from agent_bridge.ai.triage.details import extract_details
-from agent_bridge.ai.triage.intents import ExamplesError, IntentClassifier, normalise, read_examples, segments
+from agent_bridge.ai.triage.intents import (
+    ExamplesError,
+    IntentClassifier,
+    normalise,
+    read_examples,
+    segments,
+    without_padding,
+)
 from agent_bridge.ai.triage.sentiment import analyse_sentiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -417,3 +424,29 @@ def test_the_fast_inference_path_equals_sklearns_own(classifier: IntentClassifie
     texts += ["", "asdf qwer zxcv", "Quiero hablar con una persona!!!", "REFUND NOW " * 30]
     docs = [normalise(t, classifier._speller) for t in texts]
     assert np.allclose(classifier._probabilities(docs), classifier._sklearn_probabilities(docs), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Hi there, hope you're well, quick question: how many days does standard delivery take?", "delivery_period"),
+        ("Good morning, I hope this finds you well. could you show me the cancellation fee? Many thanks!", None),
+        ("hey, quick one - which payment methods do you take? thx", "check_payment_methods"),
+        ("Hola, buenos dias, I want to know about the newsletter, thanks so much, Maria", "newsletter_subscription"),
+    ],
+)
+def test_politeness_around_a_question_does_not_hide_it(
+    classifier: IntentClassifier, text: str, intent: str | None
+) -> None:
+    """Read as one more segment without the greeting and thanks (messages unseen in training)."""
+    core = without_padding(text)
+    assert core and core != text and not core.lower().startswith(("hi", "good morning", "hey", "hola"))
+    padded, clean = classifier.predict(text), classifier.predict(core)
+    assert padded.intent == clean.intent and padded.confidence >= clean.confidence - 1e-9
+    if intent is not None:
+        assert padded.intent == intent and padded.confidence >= 0.6
+
+
+def test_a_greeting_or_thanks_alone_is_left_as_it_is() -> None:
+    for text in ("Hi", "thanks", "Thank you so much!", "hello"):
+        assert without_padding(text) in (text, "")
