@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -69,12 +68,9 @@ RUNTIME = web.AppKey("runtime", Runtime)
 
 def gateway_secret(settings: Settings) -> bytes:
     """GATEWAY_SECRET, or one generated once and kept in the data dir so file links survive restarts."""
-    if settings.gateway_secret is not None:
-        return settings.gateway_secret.get_secret_value().encode()
-    from gateway.data_dir import SECRET_FILE, create_once
+    from gateway.data_dir import SECRET_FILE, configured_or_generated
 
-    # 0600 from the start, and atomic: two processes starting on one data dir agree on one key.
-    return create_once(Path(settings.gateway_data_dir) / SECRET_FILE, secrets.token_urlsafe(48)).strip().encode()
+    return configured_or_generated(settings.gateway_secret, Path(settings.gateway_data_dir) / SECRET_FILE)
 
 
 def load_channels(

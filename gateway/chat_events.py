@@ -18,13 +18,11 @@ from gateway.desk import DeskJobs, present
 from gateway.events import EventBus, MessageStored
 from gateway.ingest import message_document
 from gateway.logs import log_event
-from gateway.models import ConversationRef, Identity, OutboundMessage
+from gateway.models import HUMAN_STATUSES, ConversationRef, Identity
 from gateway.outbox import OutboxWorker
 from gateway.store import ConversationStore, DuplicateMessage, utcnow
 
 log = logging.getLogger("gateway.chat_events")
-
-HUMAN_STATUSES = ("waiting_for_agent", "with_agent")
 
 
 class ChatEvents:
@@ -70,15 +68,7 @@ class ChatEvents:
             created_at=now,
             channel=ref.channel,
         )
-        outbound = OutboundMessage(
-            conversation_id=str(conversation["_id"]),
-            seq=seq,
-            author="system",
-            text=message["text"],
-            created_at=now,
-            message_id=str(message["_id"]),
-        )
-        jobs = self.outbox.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
+        jobs = self.outbox.jobs_for_message(ref, message)
         try:
             await self.store.insert_message(message, jobs)
         except DuplicateMessage:

@@ -1,8 +1,8 @@
 """The gateway's data directory (GATEWAY_DATA_DIR): private to the user that runs the gateway.
 
 It holds signing keys (the gateway's, and channels' own) and the embedded database, so the directory
-is 0700 and every file in it 0600 from the moment it exists: never world-readable, not even for the instant between a
-create and a chmod.
+is 0700 and every file in it 0600 from the moment it exists: never world-readable, not even for the
+instant between a create and a chmod.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+
+from pydantic import SecretStr
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -33,6 +35,14 @@ def open_private_append(path: Path) -> int:
     with contextlib.suppress(PermissionError):
         os.fchmod(fd, FILE_MODE)
     return fd
+
+
+def configured_or_generated(configured: SecretStr | None, path: Path) -> bytes:
+    """A signing key: the configured one, or one generated once and kept at `path` (0600 from the
+    start, and atomic: two processes starting on one data dir agree on one key)."""
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    return create_once(path, secrets.token_urlsafe(48)).strip().encode()
 
 
 def create_once(path: Path, text: str) -> str:

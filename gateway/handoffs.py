@@ -26,7 +26,7 @@ from gateway.desk import DeskJobs, present
 from gateway.events import EventBus, MessageStored, StatusChanged
 from gateway.ingest import Ingest, message_document
 from gateway.logs import log_event
-from gateway.models import Attachment, ConversationRef, DeliveryError, OutboundMessage
+from gateway.models import HUMAN_STATUSES, Attachment, ConversationRef, DeliveryError, OutboundMessage
 from gateway.outbox import OutboxWorker
 from gateway.periodic import Periodic
 from gateway.shaping import fits
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from gateway.chat_events import ChatEvents
 
 log = logging.getLogger("gateway.handoffs")
-
-HUMAN_STATUSES = ("waiting_for_agent", "with_agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,19 +90,7 @@ class Handoffs:
     ) -> list[dict[str, Any]]:
         """The jobs that deliver `message` on the customer's channel: one, or one per part when the
         channel needs it split (gateway/shaping.py)."""
-        ref = ConversationRef.from_doc(conversation["ref"])
-        outbound = OutboundMessage(
-            conversation_id=str(conversation["_id"]),
-            seq=message["seq"],
-            author=message["author"],
-            text=message["text"],
-            created_at=message["created_at"],
-            attachments=tuple(Attachment(**a) for a in message.get("attachments") or []),
-            agent_name=message.get("agent_name", ""),
-            message_id=str(message["_id"]),
-            extra=extra,
-        )
-        return self.outbox.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
+        return self.outbox.jobs_for_message(ConversationRef.from_doc(conversation["ref"]), message, **extra)
 
     async def _tell_customer(
         self,
@@ -284,7 +270,6 @@ class Handoffs:
                 extra={
                     "op": op,
                     "target_seq": original["seq"],
-                    "target_provider_message_id": sent_ids[0] if sent_ids else "",
                     "target_provider_message_ids": sent_ids,
                 },
             )

@@ -23,7 +23,7 @@ from gateway.csat import csat_pending, parse_rating
 from gateway.desk import DeskJobs, present
 from gateway.events import EventBus, MessageStored, StatusChanged, Typing
 from gateway.logs import log_event
-from gateway.models import ConversationRef, InboundMessage, OutboundMessage
+from gateway.models import ConversationRef, InboundMessage
 from gateway.outbox import OutboxWorker
 from gateway.store import ConversationStore, DuplicateMessage, utcnow
 
@@ -352,15 +352,7 @@ class Ingest:
             )
             if decision.action == "handoff":
                 touch["handoff"]["message_id"] = message["_id"]  # the card reads the AI's turn record from it
-            outbound = OutboundMessage(
-                conversation_id=cid,
-                seq=message["seq"],
-                author="ai",
-                text=text,
-                created_at=now,
-                message_id=str(message["_id"]),
-            )
-            jobs = self.outbox.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
+            jobs = self.outbox.jobs_for_message(ref, message)
             card = None
             if decision.action == "handoff":
                 # The card goes to the desk in the same write as the handoff: it cannot be lost.

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 Status = Literal["ai", "waiting_for_agent", "with_agent", "resolved"]
 STATUSES: tuple[Status, ...] = ("ai", "waiting_for_agent", "with_agent", "resolved")
+# The statuses in which people, not the AI, own the conversation.
+HUMAN_STATUSES: tuple[Status, ...] = ("waiting_for_agent", "with_agent")
 Author = Literal["customer", "ai", "agent", "system"]
 
 

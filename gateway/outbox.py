@@ -194,6 +194,22 @@ class OutboxWorker:
             part=part,
         )
 
+    def jobs_for_message(self, ref: ConversationRef, message: Mapping[str, Any], **extra: Any) -> list[dict[str, Any]]:
+        """The customer jobs for a stored message document (gateway/ingest.message_document), keyed
+        `out:<message id>`: what every writer of a message to a customer enqueues."""
+        outbound = OutboundMessage(
+            conversation_id=str(message["conversation_id"]),
+            seq=message["seq"],
+            author=message["author"],
+            text=message["text"],
+            created_at=message["created_at"],
+            attachments=tuple(Attachment(**a) for a in message.get("attachments") or []),
+            agent_name=message.get("agent_name", ""),
+            message_id=str(message["_id"]),
+            extra=extra,
+        )
+        return self.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
+
     def customer_jobs(self, ref: ConversationRef, message: OutboundMessage, idempotency_key: str) -> list[dict]:
         """The jobs that deliver `message` to a customer, shaped to fit the channel (gateway/shaping.py):
         one per part, the first under `idempotency_key`, the others under `<key>#<n>`."""

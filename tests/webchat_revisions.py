@@ -1,7 +1,7 @@
 """Plays the agent side (Slack) of an edit or deletion for web chat tests, following its contract.
 
 The core updates the stored message first, then enqueues an outbox job carrying
-`extra={"op", "target_seq", "target_provider_message_id"}`; jobs go through the real outbox.
+`extra={"op", "target_seq", "target_provider_message_ids"}`; jobs go through the real outbox.
 """
 
 from __future__ import annotations
@@ -92,6 +92,6 @@ async def revise(gw: RunningGateway, sent: Sent, op: str, text: str = "") -> dic
         created_at=now,
         agent_name="Dana",
         message_id=str(target["_id"]),
-        extra={"op": op, "target_seq": sent.seq, "target_provider_message_id": sent.provider_message_id},
+        extra={"op": op, "target_seq": sent.seq, "target_provider_message_ids": [sent.provider_message_id]},
     )
     return await deliver(gw, sent.ref, outbound)

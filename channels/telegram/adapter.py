@@ -128,7 +128,8 @@ class TelegramAdapter:
         return await self.bot.send_document(chat_id, data, filename=attachment.name)
 
     async def _edit(self, message: OutboundMessage) -> SendResult:
-        target = split_provider_id(str(message.extra.get("target_provider_message_id") or ""))
+        targets = message.extra.get("target_provider_message_ids") or [""]
+        target = split_provider_id(str(targets[0]))
         if target is None:
             raise DeliveryError("the reply to edit was never delivered to Telegram", permanent=True)
         try:

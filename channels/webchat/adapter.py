@@ -61,5 +61,5 @@ class WebchatAdapter:
             raise DeliveryError(f"unknown op {op!r}", permanent=True)
         self.hub.broadcast(message.conversation_id, frame)
         # The web chat addresses messages by seq: the edited message keeps the id it was sent with.
-        target_id = message.extra.get("target_provider_message_id")
-        return SendResult(provider_message_id=str(target_id or message.message_id))
+        targets = message.extra.get("target_provider_message_ids") or []
+        return SendResult(provider_message_id=str(targets[0] if targets else message.message_id))

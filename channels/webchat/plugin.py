@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from channels.webchat.channel import WebchatChannel
@@ -10,7 +9,7 @@ from channels.webchat.settings import WebchatSettings
 from channels.webchat.tokens import TokenSigner
 from gateway.channel import ChannelSpec
 from gateway.data_dir import SECRET_FILE as GATEWAY_SECRET_FILE
-from gateway.data_dir import create_once
+from gateway.data_dir import configured_or_generated, create_once
 from gateway.settings import Settings
 
 SECRET_FILE = "webchat-secret"
@@ -18,10 +17,7 @@ SECRET_FILE = "webchat-secret"
 
 def token_secret(settings: WebchatSettings, core: Settings) -> bytes:
     """WEBCHAT_SECRET, or one generated once and kept in the data dir so sessions survive restarts."""
-    if settings.secret is not None:
-        return settings.secret.get_secret_value().encode()
-    # 0600 from the start, and atomic: two processes starting on one data dir agree on one key.
-    return create_once(Path(core.gateway_data_dir) / SECRET_FILE, secrets.token_urlsafe(48)).strip().encode()
+    return configured_or_generated(settings.secret, Path(core.gateway_data_dir) / SECRET_FILE)
 
 
 def adopt_legacy_key(core: Settings) -> None:

@@ -106,7 +106,7 @@ def test_the_adapter_declares_edits_and_attachments() -> None:
 async def test_an_edit_op_pushes_message_edited_for_the_target_seq() -> None:
     hub = RecordingHub()
     result = await WebchatAdapter(hub).send(
-        REF, outbound("v2", op="edit", target_seq=17, target_provider_message_id="m-17")
+        REF, outbound("v2", op="edit", target_seq=17, target_provider_message_ids=["m-17"])
     )
     assert hub.sent == [("c1", edited_frame(17, "v2", LATER))]
     assert result.provider_message_id == "m-17"
@@ -115,7 +115,7 @@ async def test_an_edit_op_pushes_message_edited_for_the_target_seq() -> None:
 async def test_a_delete_op_pushes_message_deleted_for_the_target_seq() -> None:
     hub = RecordingHub()
     result = await WebchatAdapter(hub).send(
-        REF, outbound(op="delete", target_seq=17, target_provider_message_id="m-17")
+        REF, outbound(op="delete", target_seq=17, target_provider_message_ids=["m-17"])
     )
     assert hub.sent == [("c1", deleted_frame(17, LATER))]
     assert result.provider_message_id == "m-17"
