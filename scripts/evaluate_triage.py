@@ -30,9 +30,11 @@ from agent_bridge.ai.knowledge_base import KnowledgeBase
 from agent_bridge.ai.offline import OfflineResponder
 from agent_bridge.ai.rules import load_rules
 from agent_bridge.ai.triage.intents import IntentClassifier, IntentPrediction
+from agent_bridge.ai.triage.sentiment import analyse_sentiment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "config" / "triage" / "intent-examples.csv"
+MOOD_EXAMPLES = ROOT / "scripts" / "data" / "mood-examples.csv"
 HANDOFF_INTENTS = frozenset(
     {"contact_human_agent", "contact_customer_service", "complaint", "get_refund", "payment_issue"}
 )
@@ -359,6 +361,26 @@ def report_person_requests(classifier: IntentClassifier) -> None:
                 print(f"    missed: {p.intent} {p.confidence:.2f}: {text}")
 
 
+def report_mood() -> None:
+    """Hand-labelled messages (scripts/data/mood-examples.csv): upset customers, many of them over
+    several sentences, and calm ones whose stories or apologies carry negative words."""
+    rules = load_rules(ROOT / "config" / "routing.yaml").triggers.negative_sentiment
+    with MOOD_EXAMPLES.open(encoding="utf-8", newline="") as handle:
+        rows = [(r["text"], r["upset"] == "yes") for r in csv.DictReader(handle)]
+    print("\n## Upset customers (hand-labelled, scripts/data/mood-examples.csv)")
+    flagged = []
+    for text, upset in rows:
+        sentiment = analyse_sentiment(text)
+        flagged.append((text, upset, bool(sentiment.upset_cue) or sentiment.score <= rules.threshold, sentiment))
+    upset_rows = [f for f in flagged if f[1]]
+    calm_rows = [f for f in flagged if not f[1]]
+    print(f"upset recognised: {sum(f[2] for f in upset_rows)}/{len(upset_rows)}")
+    print(f"calm read as upset: {sum(f[2] for f in calm_rows)}/{len(calm_rows)}")
+    for text, upset, hit, sentiment in flagged:
+        if hit != upset:
+            print(f"    {'missed' if upset else 'false alarm'}: {sentiment.score:.2f} {sentiment.upset_cue!r}: {text}")
+
+
 def report_speed(rows: Sequence[tuple[str, str, str]]) -> IntentClassifier:
     examples = [(t, i) for t, i, _ in rows]
     timings = []
@@ -493,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         in_domain = cross_validate(rows, args.folds, args.seed)
     report_confidence(classifier, in_domain)
     report_person_requests(classifier)
+    report_mood()
     return 0
 
 

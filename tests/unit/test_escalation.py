@@ -148,6 +148,16 @@ def test_details_are_collected_across_turns(triage, responder) -> None:
         ("Ich warte immer noch auf mein Paket, das ist eine Frechheit", "repeat contact: 'warte immer noch'"),
         ("pela terceira vez, cadê o meu pedido", "repeat contact: 'pela terceira vez'"),
         ("vi scrivo per la terza volta", "repeat contact: 'per la terza volta'"),
+        # They say so, or pass a verdict on us; VADER alone scores these above -0.6 (two as positive).
+        ("I'm really upset, my package never arrived", 'says: "i\'m really upset"'),
+        ("I can't believe how bad your service is. Nobody cares", "says: 'how bad your service'"),
+        ("Awful. Just awful. I waited all day for a delivery that never came", "says: 'awful'"),
+        ("You people are incompetent. Three weeks and no refund", "says: 'you people are incompetent'"),
+        ("Estoy muy enfadada, el pedido llegó roto", "says: 'estoy muy enfadada'"),
+        ("C'est inadmissible, colis perdu", 'says: "c\'est inadmissible"'),
+        ("Ich bin total enttäuscht von der Lieferung", "says: 'ich bin total enttauscht'"),
+        ("Isso é um absurdo, ninguém responde", "says: 'isso e um absurdo'"),
+        ("Sono davvero arrabbiato, il pacco è sparito", "says: 'sono davvero arrabbiato'"),
     ],
 )
 def test_upset_customers_are_recognised_whatever_the_intent(
@@ -174,6 +184,24 @@ def test_upset_customers_are_recognised_whatever_the_intent(
 )
 def test_again_and_still_alone_are_no_complaint(triage: Triage, text: str) -> None:
     assert triage.assess(text).sentiment.upset_cue == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A long message's mild words do not add up to an upset customer: its worst sentence counts.
+        "It has been a really long and stressful week at work. I am writing this from my phone so sorry for "
+        "any mistakes. How do I reset my password?",
+        # Politeness formulas carry VADER's negative words without any mood.
+        "I hate to ask but could you explain the refund policy again?",
+        "Busy week, sorry for the slow reply. I still need the invoice for March.",
+        "I am sorry if this is a silly question but do you ship to Canada?",
+        "Is it terrible? I mean the weather where the parcel is.",
+    ],
+)
+def test_stories_and_politeness_are_not_upset(triage: Triage, responder: OfflineResponder, text: str) -> None:
+    sentiment = triage.assess(text).sentiment
+    assert sentiment.upset_cue == "" and sentiment.score > -0.6, sentiment
 
 
 def test_the_urgency_reason_names_the_cue(triage: Triage, responder: OfflineResponder) -> None:

@@ -154,6 +154,11 @@ def normalise(text: str, speller: Speller | None = None) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?;…])\s+|\s*\n+\s*")
 
 
+def sentences(text: str) -> list[str]:
+    """The message's sentences, without empty ones."""
+    return [part for part in _SENTENCE_END.split(text) if part.strip()]
+
+
 # Politeness around a question ("Hi there, hope you're well, quick question: …", "… Many thanks in
 # advance, Maria") dilutes a short message the way a story dilutes a long one, and the training data
 # has almost none of it. The question without it is read as one more segment; the most confident wins.
@@ -195,10 +200,8 @@ def segments(text: str) -> list[str]:
     if len(words) <= LONG_MESSAGE_WORDS:
         return [text, *padded]
     parts: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
+    for sentence in sentences(text):
         sentence_words = sentence.split()
-        if not sentence_words:
-            continue
         if len(sentence_words) <= LONG_MESSAGE_WORDS:
             parts.append(sentence)
             continue
