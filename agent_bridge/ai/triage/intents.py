@@ -9,10 +9,8 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,8 @@ import scipy.sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
+
+from agent_bridge.ai.spelling import Speller
 
 # Same rule as an intent name in the routing rules file, so every trainable intent can be routed.
 INTENT_NAME = re.compile(r"^[a-z0-9_]+$")
@@ -99,32 +99,6 @@ _DIGITS = re.compile(r"\d+")  # "order 12345" and "order 987" are the same reque
 # character n-grams of the one-letter spelling mostly share; real words rarely triple a letter.
 _REPEATS = re.compile(r"(\w)\1{2,}")
 _WORD = re.compile(r"\w+")
-# Spelling correction: a word the examples never use, of at least this many letters, becomes the
-# most frequent example word one edit (delete, swap, replace, insert) away: "refnd" -> "refund",
-# "humna" -> "human", "hellp" -> "help". Shorter words have too many neighbours to guess from: at
-# four letters, off-topic words turned into support words ("tall" -> "talk", "bake" -> "make").
-MIN_CORRECTABLE = 5
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-class Speller:
-    """Corrects typos towards the vocabulary of the training examples (never away from it)."""
-
-    def __init__(self, texts: Iterable[str]) -> None:
-        self._counts = Counter(word for text in texts for word in _WORD.findall(text))
-        # Bounded: a long-running gateway sees an endless stream of names and one-off words.
-        self.correct = lru_cache(maxsize=50_000)(self._correct)
-
-    def _correct(self, word: str) -> str:
-        if word in self._counts or len(word) < MIN_CORRECTABLE or not word.isalpha():
-            return word
-        splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-        candidates = {a + b[1:] for a, b in splits if b}
-        candidates |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-        candidates |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
-        candidates |= {a + c + b for a, b in splits for c in _LETTERS}
-        known = [c for c in candidates if c in self._counts]
-        return max(known, key=lambda c: (self._counts[c], c)) if known else word
 
 
 def fold(text: str) -> str:
