@@ -305,17 +305,39 @@ def report_variants(variants: dict[str, list[tuple[str, str, IntentPrediction]]]
 Scored = list[tuple[str, IntentPrediction]]  # (true intent, prediction)
 
 
-def report_confidence(classifier: IntentClassifier, in_domain: dict[str, Scored]) -> None:
-    """Confidence distributions, how often each band is right, and what a threshold would cost."""
+def gibberish() -> list[str]:
+    """40 strings of random letters, fixed seed."""
     rng = random.Random(7)
-    gibberish = [
+    return [
         " ".join("".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 9))) for _ in range(rng.randint(1, 4)))
         for _ in range(40)
     ]
+
+
+def report_off_topic_answers(classifier: IntentClassifier) -> None:
+    """The whole turn on messages the knowledge base does not cover: each answer is a wrong one."""
+    scorer = AnswerScore()
+    triage = Triage(scorer.rules, classifier)
+    print("\n## The whole turn on messages the knowledge base does not cover (model trained on all examples)")
+    for name, texts in ((f"off-topic ({len(OFF_TOPIC)})", OFF_TOPIC), ("gibberish (40)", gibberish())):
+        answered = []
+        for text, assessment in zip(texts, triage.assess_many(texts), strict=True):
+            reply = None
+            if assessment.trigger is None:
+                reply = scorer.responder.answer(text, assessment.intent, assessment.intent_confidence)
+            if triage.decide(assessment, reply).action == "answer" and reply is not None and reply.articles:
+                answered.append(f"{text!r} -> {reply.articles[0].article_id}")
+        print(f"{name}: answered from an article {len(answered)}/{len(texts)}")
+        for line in answered:
+            print(f"    {line}")
+
+
+def report_confidence(classifier: IntentClassifier, in_domain: dict[str, Scored]) -> None:
+    """Confidence distributions, how often each band is right, and what a threshold would cost."""
     off_topic = classifier.predict_many(OFF_TOPIC)
     outside = {
         f"off-topic ({len(OFF_TOPIC)} hand-written)": off_topic,
-        "gibberish (40 random strings)": classifier.predict_many(gibberish),
+        "gibberish (40 random strings)": classifier.predict_many(gibberish()),
     }
     print("\n## Confidence: in-domain (CV held-out) vs off-topic (model trained on all examples)")
     for name, scored in in_domain.items():
@@ -514,6 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         in_domain = cross_validate(rows, args.folds, args.seed)
     report_confidence(classifier, in_domain)
+    report_off_topic_answers(classifier)
     report_person_requests(classifier)
     report_mood()
     return 0
