@@ -35,6 +35,7 @@ from agent_bridge.ai.triage.sentiment import analyse_sentiment
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "config" / "triage" / "intent-examples.csv"
 MOOD_EXAMPLES = ROOT / "scripts" / "data" / "mood-examples.csv"
+WORDING_HOLDOUT = ROOT / "scripts" / "data" / "wording-holdout.csv"
 HANDOFF_INTENTS = frozenset(
     {"contact_human_agent", "contact_customer_service", "complaint", "get_refund", "payment_issue"}
 )
@@ -314,6 +315,39 @@ def gibberish() -> list[str]:
     ]
 
 
+def report_wording(classifier: IntentClassifier) -> None:
+    """The whole turn on hand-written customer messages no training row resembles closely
+    (scripts/data/wording-holdout.csv: typos, slang, run-on, padding), four per covered intent."""
+    scorer = AnswerScore()
+    triage = Triage(scorer.rules, classifier)
+    with WORDING_HOLDOUT.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    texts = [r["text"] for r in rows]
+    print(f"\n## Hand-written wording, whole turn ({WORDING_HOLDOUT.name}, model trained on all examples)")
+    by_style: dict[str, list[tuple[bool, bool]]] = {}
+    misses = []
+    for row, assessment in zip(rows, triage.assess_many(texts), strict=True):
+        reply = None
+        if assessment.trigger is None:
+            reply = scorer.responder.answer(row["text"], assessment.intent, assessment.intent_confidence)
+        decision = triage.decide(assessment, reply)
+        answered = decision.action == "answer" and reply is not None and bool(reply.articles)
+        right = answered and row["intent"] in scorer.covers.get(reply.articles[0].article_id, ())  # type: ignore[union-attr]
+        by_style.setdefault(row["style"], []).append((answered, right))
+        if not right:
+            where = reply.articles[0].article_id if answered else decision.reason  # type: ignore[union-attr]
+            guess = f"{assessment.intent} {assessment.intent_confidence:.2f}"
+            misses.append(f"{row['intent']} -> {guess}, {where}: {row['text']}")
+    everything = [o for outcomes in by_style.values() for o in outcomes]
+    for style, outcomes in [*sorted(by_style.items()), ("all", everything)]:
+        answered = sum(a for a, _ in outcomes)
+        right = sum(r for _, r in outcomes)
+        rate = answered / len(outcomes)
+        print(f"{style:8s} {len(outcomes):3d} messages  answered {rate:.1%}  right article {right}/{answered}")
+    for line in misses:
+        print(f"    {line}")
+
+
 def report_off_topic_answers(classifier: IntentClassifier) -> None:
     """The whole turn on messages the knowledge base does not cover: each answer is a wrong one."""
     scorer = AnswerScore()
@@ -537,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         in_domain = cross_validate(rows, args.folds, args.seed)
     report_confidence(classifier, in_domain)
     report_off_topic_answers(classifier)
+    report_wording(classifier)
     report_person_requests(classifier)
     report_mood()
     return 0
