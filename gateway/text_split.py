@@ -1,7 +1,9 @@
 """Splitting an outbound message that is longer than a channel's limit into parts, before it is sent.
 
 Channels count length differently. Telegram's sendMessage takes "1-4096 characters after entities parsing"
-(Bot API) and counts those characters in UTF-16 code units, so an emoji outside the BMP costs 2 there; SMS,
+(Bot API) and counts those characters in UTF-16 code units, so an emoji outside the BMP costs 2 there. SMS is
+limited in segments, as carriers and Twilio count and bill them (`gateway.sms.segments`: GSM-7 or UCS-2, 160/153
+or 70/67 per segment), so a Twilio SMS reply is split into messages of at most SMS_MAX_SEGMENTS segments each.
 WhatsApp and the rest are measured here in code points. Pass the unit the channel counts in.
 """
 
@@ -12,7 +14,9 @@ import unicodedata
 from bisect import bisect_right
 from typing import Literal
 
-Units = Literal["chars", "utf16"]
+from gateway import sms
+
+Units = Literal["chars", "utf16", "sms_segments"]
 
 _ZWJ = "\u200d"
 _CLOSERS = "\"')\\]”’»」』）"
@@ -30,11 +34,14 @@ _REGIONAL = "".join(map(chr, range(0x1F1E6, 0x1F200)))  # regional indicators: a
 
 
 def text_length(text: str, units: Units = "chars") -> int:
-    """Length as the channel counts it: code points, or UTF-16 code units (a non-BMP emoji counts 2)."""
+    """Length as the channel counts it: code points, UTF-16 code units (a non-BMP emoji counts 2), or SMS
+    segments (0 for an empty text)."""
     if units == "chars":
         return len(text)
     if units == "utf16":
         return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    if units == "sms_segments":
+        return sms.segments(text)
     raise ValueError(f"unknown units {units!r}")
 
 
@@ -49,9 +56,11 @@ def split_text(text: str, limit: int, units: Units = "chars") -> list[str]:
     sequences, skin tones, flag pairs); only a word longer than the limit is cut hard, at a cluster boundary.
     Whitespace at a cut is dropped, nothing else (the text's own indentation stays, unless it alone would force
     a hard cut). A text that fits comes back as [text]; a whitespace-only text that does not fit, as [].
+    The limit is at least 2, or at least 1 in "sms_segments" (one segment holds 35 characters of any kind).
     """
-    if limit < 2:  # a UTF-16 limit of 1 could not hold a single emoji
-        raise ValueError(f"limit must be at least 2, not {limit}")
+    least = 1 if units == "sms_segments" else 2  # a UTF-16 limit of 1 could not hold a single emoji
+    if limit < least:
+        raise ValueError(f"limit must be at least {least}, not {limit}")
     if text_length(text, units) <= limit:
         return [text]
     ranked = _ranked_breaks(text)
@@ -122,11 +131,20 @@ def _space_breaks(text: str, cut: int, end: int | None = None) -> bool:
 
 
 def _window_end(text: str, start: int, limit: int, units: Units) -> int:
-    """The largest end with text[start:end] within the limit; at least start + 1, since limit >= 2."""
-    lo, hi = min(len(text), start + limit // 2), min(len(text), start + limit)
+    """The largest end with text[start:end] within the limit; at least start + 1, since limit >= 2 (>= 1 for
+    segments, and any one code point is one segment)."""
+    if units == "sms_segments":
+        # Code points per segment: at most 160 (GSM basic alone) or 153 each once concatenated, at least 35 (a
+        # lone UCS-2 segment of surrogate pairs) or 33 each (67 code units hold 33 pairs). The count only grows
+        # with the end, even when a character turns the text into UCS-2: the up to 67 (alone 70) characters of a
+        # UCS-2 segment always fit one GSM-7 segment at 2 septets each, so the binary search below holds.
+        fewest, most = (35, 160) if limit == 1 else (33 * limit, sms.GSM_MULTI * limit)
+        lo, hi = min(len(text), start + fewest), min(len(text), start + most)
+    else:
+        lo, hi = min(len(text), start + limit // 2), min(len(text), start + limit)
     if units == "chars":
         return hi
-    while lo < hi:  # UTF-16 cost only grows with the end; every code point costs 1 or 2
+    while lo < hi:  # the cost only grows with the end; in UTF-16 every code point costs 1 or 2
         mid = (lo + hi + 1) // 2
         if text_length(text[start:mid], units) <= limit:
             lo = mid

@@ -353,3 +353,123 @@ def test_one_megabyte_splits_fast(units: Units) -> None:
         parts = split_text(pathological, 4096, units)
         assert time.perf_counter() - started < 1.0
         assert "".join(parts) == pathological
+
+
+# SMS: the limit is in segments (gateway.sms), a GSM-7 or UCS-2 message of 160/153 or 70/67 units each.
+
+
+def sms_encoding(text: str) -> str:
+    from gateway.sms import encoding  # appended to this module: imports stay in the functions that need them
+
+    return encoding(text)
+
+
+def sms_segments(text: str) -> int:
+    from gateway.sms import segments
+
+    return segments(text)
+
+
+def check_sms_split(text: str, limit: int) -> list[str]:
+    """The invariants of check_split, with the cost in segments: parts within the limit, nothing lost, no cut
+    inside a cluster or a word that fits, and every part full: the next word would not have fit."""
+    parts = split_text(text, limit, "sms_segments")
+    if sms_segments(text) <= limit:
+        assert parts == [text]
+        return parts
+    for part in parts:
+        assert 0 < sms_segments(part) <= limit, (part, limit)
+        assert part.strip(), "whitespace-only part"
+    assert "".join(parts).translate(WHITESPACE) == text.translate(WHITESPACE)
+    spans = locate(text, parts)
+    cluster_spans = clusters(text)
+    cluster_starts = [s for s, _ in cluster_spans]
+    word_spans = atoms(text)
+    word_starts = [s for s, _ in word_spans]
+    for (start, cut), (resume, _) in pairwise(spans):
+        for position in (cut, resume):
+            cluster = containing(cluster_spans, cluster_starts, position)
+            assert cluster is None or cluster[0] == position or sms_segments(text[slice(*cluster)]) > limit
+        word = containing(word_spans, word_starts, cut)
+        assert word is None or word[0] == cut or sms_segments(text[slice(*word)]) > limit, (text[slice(*word)], limit)
+        next_word = containing(word_spans, word_starts, resume)
+        assert next_word is not None
+        fuller = text[start : next_word[1]]
+        assert sms_segments(fuller) > limit or 2 * (cut - start) >= len(fuller), (text[start:cut], next_word)
+    return parts
+
+
+def test_sms_text_length_counts_segments() -> None:
+    assert text_length("", "sms_segments") == 0
+    assert text_length("a" * 160, "sms_segments") == 1
+    assert text_length("a" * 161, "sms_segments") == 2
+    assert text_length("a" * 100 + "😀", "sms_segments") == 2
+
+
+def test_sms_english_reply_splits_into_six_segment_parts() -> None:
+    sentences = [
+        "Thanks for reaching out about your order.",
+        "I checked the tracking number and the parcel left our warehouse on Monday.",
+        "If it has not arrived by Friday, reply here and we will send a replacement.",
+        "Refunds go back to the original payment method within 5-7 business days.",
+        "Sorry for the trouble!",
+    ]
+    rng = random.Random(4)
+    text = ""
+    while len(text) < 2000:
+        text += rng.choice(sentences) + " "
+    text = text[:2000].rstrip(" ") + " end."
+    assert sms_encoding(text) == "GSM-7" and sms_segments(text) > 6
+    parts = check_sms_split(text, 6)
+    assert len(parts) == 3  # 2,000 characters of 918 at most, cut at sentence ends
+    assert all(sms_segments(part) <= 6 and sms_encoding(part) == "GSM-7" for part in parts)
+    assert " ".join(parts) == text  # only the single space at each cut is gone
+    assert all(part[-1] in ".!" for part in parts)  # sentence ends beat any space, no part ends mid-word
+    assert all(len(part) > 918 // 2 for part in parts[:-1])
+
+
+def test_sms_spanish_stays_gsm() -> None:
+    text = " ".join(["¿Puedes confirmar el pedido? El equipo de España lo revisa mañana. ¡Gracias, señor Muñoz!"] * 12)
+    assert sms_encoding(text) == "GSM-7"
+    parts = check_sms_split(text, 2)
+    assert all(sms_encoding(part) == "GSM-7" and sms_segments(part) <= 2 for part in parts)
+    assert all(len(part) > 153 for part in parts[:-1])  # GSM-7 fills 306 septets, not UCS-2's 134 units
+    assert " ".join(parts) == text
+
+
+def test_sms_emoji_makes_ucs2_parts() -> None:
+    text = " ".join(["Your parcel is on its way 📦 and should arrive on Friday."] * 30)
+    parts = check_sms_split(text, 3)
+    assert all(sms_encoding(part) == "UCS-2" and sms_segments(part) <= 3 for part in parts)
+    assert all(len(part) <= 3 * 67 for part in parts)
+    assert " ".join(parts) == text
+
+
+def test_sms_limit_of_one_segment() -> None:
+    text = "Hello there, your order 1234 has shipped. " * 20 + "Thanks 😀 " * 30
+    parts = check_sms_split(text, 1)
+    assert all(sms_segments(part) == 1 for part in parts)
+    assert max(len(part) for part in parts) > 70  # the GSM-7 parts take up to 160
+    assert check_sms_split("😀" * 36, 1) == ["😀" * 35, "😀"]
+    assert check_sms_split("a" * 161, 1) == ["a" * 160, "a"]
+    assert check_sms_split("€" * 81, 1) == ["€" * 80, "€"]
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_sms_limit_below_one_is_refused(limit: int) -> None:
+    with pytest.raises(ValueError):
+        split_text("a few words here", limit, "sms_segments")
+
+
+@pytest.mark.parametrize("batch", range(6))
+def test_sms_random_texts_keep_every_invariant(batch: int) -> None:
+    for seed in range(batch * 10, batch * 10 + 10):
+        rng = random.Random(seed)
+        text = random_text(rng, rng.randint(1, 300))
+        if rng.random() < 0.5:  # half of them GSM-7 only, half mixed
+            text = "".join(c if sms_encoding(c) == "GSM-7" else "x" for c in text)
+        limit = rng.choice([1, 2, 3, 6, 10])
+        try:
+            check_sms_split(text, limit)
+        except AssertionError as error:
+            raise AssertionError(f"seed {seed}, limit {limit}: {error}") from error
