@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from channels.telegram.plugin import TELEGRAM
+from channels.twilio.plugin import TWILIO
 from channels.webchat.plugin import WEBCHAT
 from gateway.channel import ChannelSpec
 
-CHANNELS: tuple[ChannelSpec, ...] = (WEBCHAT, TELEGRAM)
+CHANNELS: tuple[ChannelSpec, ...] = (WEBCHAT, TELEGRAM, TWILIO)

@@ -1,6 +1,6 @@
 """What a channel reports besides customer messages: a chat started, a message edited, the customer
 unreachable or reachable again, a chat that moved to a new id. Channel-neutral: Telegram reports all
-of these today; Twilio's opt-outs and email bounces will use the same calls.
+of these; Twilio adds opt-outs, HELP replies, delivery statuses and held-back WhatsApp replies.
 """
 
 from __future__ import annotations
@@ -57,27 +57,82 @@ class ChatEvents:
             await self.store.conversations.update_one(
                 {"_id": conversation["_id"]}, {"$set": {"details.start_payload": payload}}
             )
+        sent = await self._system_message(ref, conversation, self.rules.messages.greeting, key)
+        if sent:
+            log_event(log, "chat_greeted", conversation_id=str(conversation["_id"]), payload=bool(payload))
+        return sent
+
+    async def notify(self, ref: ConversationRef, sender: Identity, text: str, *, key: str) -> bool:
+        """A message from the gateway itself to the customer (an SMS HELP reply), stored and delivered
+        once per `key` through the outbox like every other."""
+        if await self.store.message_by_key(key) is not None:
+            return False
+        return await self._system_message(ref, await self._conversation(ref, sender), text, key)
+
+    async def _system_message(self, ref: ConversationRef, conversation: dict[str, Any], text: str, key: str) -> bool:
         seq = await self.store.allocate_seq(conversation["_id"])
-        now = utcnow()
         message = message_document(
             conversation_id=conversation["_id"],
             seq=seq,
             author="system",
-            text=self.rules.messages.greeting,
+            text=text,
             idempotency_key=key,
-            created_at=now,
+            created_at=utcnow(),
             channel=ref.channel,
         )
         jobs = self.outbox.jobs_for_message(ref, message)
         try:
             await self.store.insert_message(message, jobs)
         except DuplicateMessage:
-            return False  # the same /start delivered twice at once
+            return False  # the same request delivered twice at once
         for job in jobs:
             self.outbox.dispatch(job)
         self.bus.publish(MessageStored(conversation, message))
-        log_event(log, "chat_greeted", conversation_id=str(conversation["_id"]), payload=bool(payload))
         return True
+
+    async def tell_agents(self, ref: ConversationRef, text: str, *, key: str) -> bool:
+        """A line in the conversation's Slack thread (if it was handed off) about the channel: "the
+        customer opted out", "the WhatsApp window is closed". Once per `key`."""
+        conversation = await self.store.conversations.find_one({"ref_key": ref.key})
+        if conversation is None or not conversation.get("handoff"):
+            return False
+        event = self.desk.event(
+            conversation["_id"], "channel_notice", position=int(conversation["seq"]), key=key, text=text
+        )
+        await self.outbox.enqueue(present(event))
+        return True
+
+    async def delivery_status(self, channel: str, provider_message_id: str, status: str, problem: str = "") -> bool:
+        """The provider reports what became of a message it accepted (Twilio's status callbacks):
+        recorded on the message; a failure is said in the thread of a handed-off conversation."""
+        mapped = await self.store.provider_ids.find_one({"_id": f"{channel}|{provider_message_id}"})
+        if mapped is None:
+            return False
+        at = utcnow()
+        await self.store.messages.update_one(
+            {"_id": mapped["message_id"]},
+            {"$set": {f"delivery.{mapped.get('part', 0)}": {"status": status, "problem": problem or None, "at": at}}},
+        )
+        log_event(log, "delivery_status", channel=channel, status=status, problem=problem or None)
+        if not problem:
+            return True
+        conversation = await self.store.get_conversation(mapped["conversation_id"])
+        if conversation is not None and conversation.get("handoff"):
+            event = self.desk.event(
+                conversation["_id"],
+                "delivery_failed",
+                position=int(conversation["seq"]),
+                key=f"status:{channel}:{provider_message_id}:{status}",
+                reason=problem,
+            )
+            await self.outbox.enqueue(present(event))
+        return True
+
+    async def wake_deliveries(self, ref: ConversationRef) -> None:
+        """Deliveries this conversation's channel was holding back (a closed WhatsApp window) go now."""
+        conversation = await self.store.conversations.find_one({"ref_key": ref.key}, {"_id": 1})
+        if conversation is not None:
+            await self.outbox.retry_now(str(conversation["_id"]))
 
     async def record_edit(self, channel: str, provider_message_id: str, text: str, edited_at: datetime) -> bool:
         """The customer edited a message they sent: the stored text changes (earlier versions kept in

@@ -11,7 +11,7 @@ Kinds (`message.extra["kind"]`), each rendered by the desk adapter:
   card              re-render the card from the conversation's current state
   event             a line in the thread about something that happened (`data["event"]`:
                     claimed, resolved, returned, csat, sla_overdue, file_refused, note_kept,
-                    unreachable, customer_edited)
+                    unreachable, customer_edited, delivery_failed, channel_notice)
   receipt           delivery status of an agent's reply (`data`: desk_ref, ok, reason)
 """
 

@@ -44,8 +44,9 @@ def configure_logging(level: str = "INFO") -> None:
     # aiohttp's access log is one line per request: useful, but keep it at INFO only when asked.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
     # httpx logs every request URL at INFO (python-telegram-bot's and the OpenAI client's): noise at
-    # best, and Telegram's URLs hold the bot token.
-    for noisy in ("pymongo", "bm25s", "httpx", "httpcore"):
+    # best, and Telegram's URLs hold the bot token. The twilio client logs each request's parameters
+    # (customers' numbers and message bodies) at INFO.
+    for noisy in ("pymongo", "bm25s", "httpx", "httpcore", "twilio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -284,6 +284,14 @@ class OutboxWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    async def retry_now(self, lane: str) -> None:
+        """The lane's jobs that wait for a retry are due now (the channel says what held them back is gone)."""
+        await self.store.outbox.update_many(
+            {"lane": lane, "state": PENDING, "next_attempt_at": {"$gt": utcnow()}},
+            {"$set": {"next_attempt_at": utcnow()}},
+        )
+        self._wake.set()
+
     async def _sweep_forever(self) -> None:
         while not self._stopping:
             self.last_beat = utcnow()

@@ -375,6 +375,12 @@ class SlackDesk:
             text = ":no_mobile_phones: The customer can no longer be reached on this channel: " + quote_customer_text(
                 str(job.extra.get("reason")), 500
             )
+        elif event == "delivery_failed":
+            text = ":warning: A message did not reach the customer: " + quote_customer_text(
+                str(job.extra.get("reason")), 500
+            )
+        elif event == "channel_notice":
+            text = ":information_source: " + quote_customer_text(str(job.extra.get("text")), 1000)
         elif event == "customer_edited":
             text = ":pencil2: The customer edited a message. It now reads: " + quote_customer_text(
                 str(job.extra.get("text") or ""), 2000

@@ -21,9 +21,11 @@ from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.telegram_updates import text_update
+from tests.fakes.twilio_api import FakeTwilioApi
 from tests.helpers import eventually
 from tests.integration.slack_desk import Desk, start_desk
 from tests.integration.telegram_bot import start_webhook_desk
+from tests.integration.twilio_phone import SMS_FROM, WHATSAPP_FROM, messages_url, start_twilio_desk
 
 
 @dataclass
@@ -170,6 +172,64 @@ class TelegramDriver:
 
     async def refuse_everything(self) -> bool:
         self.fake.block(self.chat)
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+class TwilioDriver:
+    """SMS or WhatsApp (one plug-in, two adapters), through the fake Twilio API."""
+
+    number = "+15558880001"
+
+    def __init__(self, fake: FakeTwilioApi, kind: str) -> None:
+        self.fake = fake
+        self.name = kind
+        if kind == "sms":
+            self.max_text, self.units = 6, "sms_segments"  # TWILIO_SMS_MAX_SEGMENTS' default
+        else:
+            self.max_text, self.units = 1600, "chars"
+        self.gateway: RunningGateway | None = None
+
+    @property
+    def address(self) -> str:
+        return f"whatsapp:{self.number}" if self.name == "whatsapp" else self.number
+
+    async def start(self, gateway_factory: GatewayFactory, slack: FakeSlackApi, routing_file: Path) -> Desk:
+        desk = await start_twilio_desk(gateway_factory, slack, routing_file, self.fake)
+        self.gateway = desk.gateway
+        return desk
+
+    def _params(self, text: str, key: int | None) -> dict[str, str]:
+        sid = f"SM{key:032x}" if key is not None else None
+        if self.name == "whatsapp":
+            return self.fake.whatsapp_params(self.address, f"whatsapp:{WHATSAPP_FROM}", text, message_sid=sid)
+        return self.fake.sms_params(self.number, SMS_FROM, text, message_sid=sid)
+
+    async def customer_says(self, text: str, key: int) -> str:
+        assert self.gateway is not None and self.gateway.runtime.store is not None
+        status, _body, _headers = await self.fake.send_inbound(messages_url(self.gateway), self._params(text, key))
+        assert status == 200, status
+        conversation = await self.gateway.runtime.store.conversations.find_one({"ref.chat_id": self.number})
+        assert conversation is not None
+        return str(conversation["_id"])
+
+    async def forge(self, text: str) -> int:
+        assert self.gateway is not None
+        status, _body, _headers = await self.fake.send_inbound(
+            messages_url(self.gateway), self._params(text, None), forge=True
+        )
+        return status
+
+    async def received(self) -> list[Received]:
+        return [
+            Received(m.body or "", [url.rsplit("/", 1)[-1].split("?")[0] for url in m.media_urls])
+            for m in self.fake.messages_to(self.address)
+        ]
+
+    async def refuse_everything(self) -> bool:
+        self.fake.refuse(self.address, 21610)
         return True
 
     async def close(self) -> None:

@@ -1,0 +1,1 @@
+"""SMS and WhatsApp through Twilio. Its registry entry is `channels.twilio.plugin.TWILIO`."""
