@@ -166,11 +166,14 @@ class TwilioChannel:
                 await chats.wake_deliveries(ref)  # the reply held for the template's answer goes now
         if message.keyword is not None and await self._keyword(message, ref, sender):
             return
+        key = f"twilio:{message.message_sid}"
+        # A redelivery's files are not fetched again (the message is a no-op in ingest anyway).
+        media = message.media if not message.media or await self.context.store.message_by_key(key) is None else ()
         attachments, notes = await fetch_media(
             self.session,
             self.auth,
             self.context.files,
-            message.media,
+            media,
             api_root=self.settings.api_root,
             max_bytes=self.context.settings.files_max_bytes,
         )
@@ -179,7 +182,7 @@ class TwilioChannel:
                 ref=ref,
                 sender=sender,
                 text="\n".join(t for t in (message.text, *notes) if t),
-                idempotency_key=f"twilio:{message.message_sid}",
+                idempotency_key=key,
                 provider_message_id=message.message_sid,
                 attachments=attachments,
             )

@@ -123,6 +123,12 @@ async def test_customer_media_is_fetched_with_the_account_credentials_and_stored
     [attachment] = message["attachments"]
     assert attachment["content_type"] == "image/png" and attachment["size"] == len(PNG)
     assert twilio.media_gets[url] == 1
+    # Twilio delivers the same message again: stored once, its file not fetched twice.
+    params = twilio.whatsapp_params(f"whatsapp:{CUSTOMER}", f"whatsapp:{WHATSAPP_FROM}", "", media=[(url, "image/png")])
+    params["MessageSid"] = message["origin"]["provider_message_id"]
+    assert (await twilio.send_inbound(messages_url(gw), params))[0] == 200
+    assert twilio.media_gets[url] == 1
+    assert await store.messages.count_documents({"author": "customer"}) == 1
     # A media URL on any other host is never fetched, whatever the signed request says.
     outside = "http://127.0.0.1:9/evil.png"
     assert await whatsapp(twilio, gw, CUSTOMER, "and this", media=[(outside, "image/png")]) == 200
@@ -259,3 +265,44 @@ async def test_an_agent_file_goes_to_whatsapp_as_media_url_and_to_sms_as_a_link(
     # The link is the gateway's signed one: it serves the file.
     async with desk.gateway.http.get(with_media.media_urls[0]) as response:
         assert response.status == 200 and await response.read() == PNG
+
+
+async def test_garbage_gets_a_clear_4xx_and_stores_nothing(
+    gateway_factory: GatewayFactory, twilio: FakeTwilioApi
+) -> None:
+    gw = await start_twilio(gateway_factory, twilio)
+    url = messages_url(gw)
+    # Signed by Twilio but not a message: no MessageSid, a malformed one, no From.
+    for broken in ({"From": CUSTOMER, "Body": "hi"}, {"MessageSid": "SM123", "From": CUSTOMER, "Body": "hi"}):
+        status, text, _ = await twilio.send_inbound(url, broken)
+        assert status == 400 and "MessageSid" in text
+    no_sender = twilio.sms_params(CUSTOMER, SMS_FROM, "hi")
+    del no_sender["From"]
+    assert (await twilio.send_inbound(url, no_sender))[0] == 400
+    # Counts and fields that are not what they say.
+    odd = twilio.sms_params(
+        CUSTOMER, SMS_FROM, "Do you ship to Canada?", NumMedia="abc", MediaUrl0="file:///etc/passwd"
+    )
+    assert (await twilio.send_inbound(url, odd))[0] == 200
+    # Far larger than any webhook Twilio sends.
+    async with gw.http.post(url, data={"Body": "x" * 100_000}) as response:
+        assert response.status == 413
+    store = gw.runtime.store
+    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) == 1)
+    assert [m["text"] for m in await store.messages.find({"author": "customer"}).to_list()] == [
+        "Do you ship to Canada?"
+    ]
+
+
+async def test_a_twilio_outage_delays_the_reply_and_never_drops_it(
+    gateway_factory: GatewayFactory, twilio: FakeTwilioApi
+) -> None:
+    gw = await start_twilio(gateway_factory, twilio, outbox_backoff_base_seconds=0.05, outbox_backoff_max_seconds=0.2)
+    twilio.fail_next(20500, status=500, times=2)
+    twilio.fail_next(20429, status=429)
+    assert await sms(twilio, gw, CUSTOMER, "How long does delivery take?") == 200
+    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) == 1)
+    failed = [c for c in twilio.calls if c.path.endswith("/Messages.json") and c.status >= 400]
+    assert len(failed) == 3
+    job = await gw.runtime.store.outbox.find_one({"channel": "sms"})
+    assert job["state"] == "sent" and job["attempts"] == 4
