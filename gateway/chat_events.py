@@ -90,16 +90,18 @@ class ChatEvents:
         self.bus.publish(MessageStored(conversation, message))
         return True
 
+    async def _in_thread(self, conversation: dict[str, Any], event: str, *, key: str, **data: Any) -> None:
+        """A line in the conversation's Slack thread (gateway/desk.py lists the events)."""
+        job = self.desk.event(conversation["_id"], event, position=int(conversation["seq"]), key=key, **data)
+        await self.outbox.enqueue(present(job))
+
     async def tell_agents(self, ref: ConversationRef, text: str, *, key: str) -> bool:
         """A line in the conversation's Slack thread (if it was handed off) about the channel: "the
         customer opted out", "the WhatsApp window is closed". Once per `key`."""
         conversation = await self.store.conversations.find_one({"ref_key": ref.key})
         if conversation is None or not conversation.get("handoff"):
             return False
-        event = self.desk.event(
-            conversation["_id"], "channel_notice", position=int(conversation["seq"]), key=key, text=text
-        )
-        await self.outbox.enqueue(present(event))
+        await self._in_thread(conversation, "channel_notice", key=key, text=text)
         return True
 
     async def delivery_status(self, channel: str, provider_message_id: str, status: str, problem: str = "") -> bool:
@@ -118,14 +120,8 @@ class ChatEvents:
             return True
         conversation = await self.store.get_conversation(mapped["conversation_id"])
         if conversation is not None and conversation.get("handoff"):
-            event = self.desk.event(
-                conversation["_id"],
-                "delivery_failed",
-                position=int(conversation["seq"]),
-                key=f"status:{channel}:{provider_message_id}:{status}",
-                reason=problem,
-            )
-            await self.outbox.enqueue(present(event))
+            key = f"status:{channel}:{provider_message_id}:{status}"
+            await self._in_thread(conversation, "delivery_failed", key=key, reason=problem)
         return True
 
     async def wake_deliveries(self, ref: ConversationRef) -> None:
@@ -154,15 +150,8 @@ class ChatEvents:
         cid = str(original["conversation_id"])
         log_event(log, "customer_edited", conversation_id=cid, seq=original["seq"])
         if conversation is not None and conversation["status"] in HUMAN_STATUSES:
-            event = self.desk.event(
-                conversation["_id"],
-                "customer_edited",
-                position=int(conversation["seq"]),
-                key=f"edit:{original['_id']}:{edited_at.timestamp()}",
-                text=text,
-                seq=original["seq"],
-            )
-            await self.outbox.enqueue(present(event))
+            key = f"edit:{original['_id']}:{edited_at.timestamp()}"
+            await self._in_thread(conversation, "customer_edited", key=key, text=text, seq=original["seq"])
         return True
 
     async def set_reachable(self, ref: ConversationRef, reachable: bool, reason: str = "") -> None:
@@ -185,9 +174,7 @@ class ChatEvents:
         log_event(log, "customer_unreachable", logging.WARNING, conversation_id=str(conversation_id), reason=reason)
         # Only a conversation handed off has a thread to say it in.
         if conversation is not None and conversation.get("handoff"):
-            position, key = int(conversation["seq"]), str(at.timestamp())
-            event = self.desk.event(conversation_id, "unreachable", position=position, key=key, reason=reason)
-            await self.outbox.enqueue(present(event))
+            await self._in_thread(conversation, "unreachable", key=str(at.timestamp()), reason=reason)
 
     async def move_chat(self, ref: ConversationRef, new_chat_id: str) -> ConversationRef:
         """The provider gave the chat a new id (Telegram's migrate_to_chat_id): the conversation follows."""

@@ -7,6 +7,7 @@ import re
 import time
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
@@ -153,6 +154,26 @@ def containing(spans: list[tuple[int, int]], starts: list[int], position: int) -
     return spans[i] if i >= 0 and spans[i][0] <= position < spans[i][1] else None
 
 
+def check_cuts(text: str, parts: list[str], limit: int, cost: Callable[[str], int]) -> list[tuple[int, int]]:
+    """No cut inside a grapheme cluster or a word that would fit the limit on its own; returns the spans."""
+    spans = locate(text, parts)
+    cluster_spans = clusters(text)
+    cluster_starts = [s for s, _ in cluster_spans]
+    word_spans = atoms(text)
+    word_starts = [s for s, _ in word_spans]
+    for (_start, cut), (resume, _) in pairwise(spans):
+        for position in (cut, resume):
+            cluster = containing(cluster_spans, cluster_starts, position)
+            assert cluster is None or cluster[0] == position or cost(text[slice(*cluster)]) > limit, (
+                f"cut inside a cluster that fits: {text[position - 3 : position + 3]!r}"
+            )
+        word = containing(word_spans, word_starts, cut)
+        assert word is None or word[0] == cut or cost(text[slice(*word)]) > limit, (
+            f"cut inside {text[slice(*word)]!r} though it fits the limit {limit}"
+        )
+    return spans
+
+
 def check_split(text: str, limit: int, units: Units) -> list[str]:
     parts = split_text(text, limit, units)
     if units_of(text, units) <= limit:
@@ -165,21 +186,10 @@ def check_split(text: str, limit: int, units: Units) -> list[str]:
     assert "".join(parts).translate(WHITESPACE) == text.translate(WHITESPACE)
     for before, after in pairwise(parts):  # whitespace at a cut is dropped
         assert before == before.rstrip() and after == after.lstrip()
-    spans = locate(text, parts)
-    cluster_spans = clusters(text)
-    cluster_starts = [s for s, _ in cluster_spans]
+    spans = check_cuts(text, parts, limit, lambda t: units_of(t, units))
     word_spans = atoms(text)
     word_starts = [s for s, _ in word_spans]
     for (start, cut), (resume, _) in pairwise(spans):
-        for position in (cut, resume):
-            cluster = containing(cluster_spans, cluster_starts, position)
-            assert cluster is None or cluster[0] == position or units_of(text[slice(*cluster)], units) > limit, (
-                f"cut inside a cluster that fits: {text[position - 3 : position + 3]!r}"
-            )
-        word = containing(word_spans, word_starts, cut)
-        assert word is None or word[0] == cut or units_of(text[slice(*word)], units) > limit, (
-            f"cut inside {text[slice(*word)]!r} though it fits the limit {limit}"
-        )
         # Full enough: at least half the window, unless the next word would not have fit in it anyway.
         end = window_end(text, start, limit, units)
         next_word = containing(word_spans, word_starts, resume)
@@ -381,17 +391,10 @@ def check_sms_split(text: str, limit: int) -> list[str]:
         assert 0 < sms_segments(part) <= limit, (part, limit)
         assert part.strip(), "whitespace-only part"
     assert "".join(parts).translate(WHITESPACE) == text.translate(WHITESPACE)
-    spans = locate(text, parts)
-    cluster_spans = clusters(text)
-    cluster_starts = [s for s, _ in cluster_spans]
+    spans = check_cuts(text, parts, limit, sms_segments)
     word_spans = atoms(text)
     word_starts = [s for s, _ in word_spans]
     for (start, cut), (resume, _) in pairwise(spans):
-        for position in (cut, resume):
-            cluster = containing(cluster_spans, cluster_starts, position)
-            assert cluster is None or cluster[0] == position or sms_segments(text[slice(*cluster)]) > limit
-        word = containing(word_spans, word_starts, cut)
-        assert word is None or word[0] == cut or sms_segments(text[slice(*word)]) > limit, (text[slice(*word)], limit)
         next_word = containing(word_spans, word_starts, resume)
         assert next_word is not None
         fuller = text[start : next_word[1]]
