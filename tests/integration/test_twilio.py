@@ -306,3 +306,37 @@ async def test_a_twilio_outage_delays_the_reply_and_never_drops_it(
     assert len(failed) == 3
     job = await gw.runtime.store.outbox.find_one({"channel": "sms"})
     assert job["state"] == "sent" and job["attempts"] == 4
+
+
+async def test_a_failed_delivery_reported_by_status_callback_and_a_stop_are_told_in_the_thread(
+    gateway_factory: GatewayFactory, twilio: FakeTwilioApi, slack: FakeSlackApi, routing_file: Path
+) -> None:
+    desk = await start_twilio_desk(gateway_factory, slack, routing_file, twilio)
+    assert await sms(twilio, desk.gateway, CUSTOMER, HANDOFF) == 200
+    conversation = await desk.gateway.runtime.store.conversations.find_one({})
+    channel, thread_ts = await desk.card(str(conversation["_id"]))
+    # Twilio accepts the reply, then the carrier cannot deliver it.
+    twilio.deliver_status(CUSTOMER, "undelivered", 30003)
+    assert await desk.event(desk.agent_says(channel, thread_ts, "U0DANA", "Is the parcel with you now?")) == 200
+    await eventually(lambda: "handset is unreachable" in texts(slack.thread(channel, thread_ts)))
+    assert "Twilio error 30003" in texts(slack.thread(channel, thread_ts))
+    # The customer texts STOP: the agent learns it in the thread, once, however often Twilio sends it.
+    params = twilio.sms_params(CUSTOMER, SMS_FROM, "STOP")
+    assert (await twilio.send_inbound(messages_url(desk.gateway), params))[0] == 200
+    assert (await twilio.send_inbound(messages_url(desk.gateway), params))[0] == 200
+    await eventually(lambda: "texted stop and opted out" in texts(slack.thread(channel, thread_ts)).lower())
+    assert texts(slack.thread(channel, thread_ts)).lower().count("opted out") == 1
+
+
+async def test_agent_files_go_as_mms_when_sms_media_is_on(
+    gateway_factory: GatewayFactory, twilio: FakeTwilioApi, slack: FakeSlackApi, routing_file: Path
+) -> None:
+    desk = await start_twilio_desk(gateway_factory, slack, routing_file, twilio, twilio_sms_media=True)
+    assert await sms(twilio, desk.gateway, CUSTOMER, HANDOFF) == 200
+    conversation = await desk.gateway.runtime.store.conversations.find_one({})
+    channel, thread_ts = await desk.card(str(conversation["_id"]))
+    file = slack.add_user_file("label.png", "image/png", PNG, user="U0DANA")
+    assert await desk.event(desk.agent_says(channel, thread_ts, "U0DANA", "The label", files=[file])) == 200
+    await eventually(lambda: any(m.media_urls for m in twilio.messages_to(CUSTOMER)))
+    [mms] = [m for m in twilio.messages_to(CUSTOMER) if m.media_urls]
+    assert mms.body == "The label" and mms.sid.startswith("MM") and "/files/" in mms.media_urls[0]
