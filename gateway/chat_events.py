@@ -124,6 +124,21 @@ class ChatEvents:
             await self._in_thread(conversation, "delivery_failed", key=key, reason=problem)
         return True
 
+    async def redeliver(self, channel: str, provider_message_id: str) -> bool:
+        """Send one of our messages again, once, after the provider dropped it for a reason the channel
+        can work around (WhatsApp's closed window, reported after Twilio had accepted the message)."""
+        message = await self.store.message_for_provider_id(channel, provider_message_id)
+        if message is None or message["author"] == "customer":
+            return False
+        conversation = await self.store.get_conversation(message["conversation_id"])
+        if conversation is None:
+            return False
+        ref = ConversationRef.from_doc(conversation["ref"])
+        key = f"again:{channel}:{provider_message_id}"
+        await self.outbox.enqueue(self.outbox.jobs_for_message(ref, message, key=key))
+        log_event(log, "message_redelivered", channel=channel, conversation_id=str(conversation["_id"]))
+        return True
+
     async def wake_deliveries(self, ref: ConversationRef) -> None:
         """Deliveries this conversation's channel was holding back (a closed WhatsApp window) go now."""
         conversation = await self.store.conversations.find_one({"ref_key": ref.key}, {"_id": 1})

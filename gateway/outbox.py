@@ -194,9 +194,12 @@ class OutboxWorker:
             part=part,
         )
 
-    def jobs_for_message(self, ref: ConversationRef, message: Mapping[str, Any], **extra: Any) -> list[dict[str, Any]]:
+    def jobs_for_message(
+        self, ref: ConversationRef, message: Mapping[str, Any], key: str = "", **extra: Any
+    ) -> list[dict[str, Any]]:
         """The customer jobs for a stored message document (gateway/ingest.message_document), keyed
-        `out:<message id>`: what every writer of a message to a customer enqueues."""
+        `out:<message id>` (or `key`, for a second delivery): what every writer of a message to a
+        customer enqueues."""
         outbound = OutboundMessage(
             conversation_id=str(message["conversation_id"]),
             seq=message["seq"],
@@ -208,7 +211,7 @@ class OutboxWorker:
             message_id=str(message["_id"]),
             extra=extra,
         )
-        return self.customer_jobs(ref, outbound, idempotency_key=f"out:{message['_id']}")
+        return self.customer_jobs(ref, outbound, idempotency_key=key or f"out:{message['_id']}")
 
     def customer_jobs(self, ref: ConversationRef, message: OutboundMessage, idempotency_key: str) -> list[dict]:
         """The jobs that deliver `message` to a customer, shaped to fit the channel (gateway/shaping.py):

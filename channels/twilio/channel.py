@@ -23,7 +23,7 @@ from twilio.rest import Client
 
 from channels.twilio.adapter import TwilioAdapter
 from channels.twilio.contacts import Contacts, template_pending
-from channels.twilio.errors import OPTED_OUT, meaning
+from channels.twilio.errors import OPTED_OUT, WINDOW_CLOSED, meaning
 from channels.twilio.inbound import Rejected, TwilioMessage, parse_inbound
 from channels.twilio.media import MediaUnavailable, fetch_media
 from channels.twilio.plugin import MESSAGES_PATH, STATUS_PATH
@@ -230,14 +230,19 @@ class TwilioChannel:
         channel = "whatsapp" if str(form.get("From") or form.get("To") or "").startswith("whatsapp:") else "sms"
         code = str(form.get("ErrorCode") or "")
         problem = meaning(code) if status in FAILED_STATUSES else ""
-        if code == str(OPTED_OUT) and self.contacts is not None:
-            number = str(form.get("To") or "").removeprefix("whatsapp:")
-            if number:
-                await self.contacts.set_opted_out(channel, number, True)
+        number = str(form.get("To") or "").removeprefix("whatsapp:")
+        if code == str(OPTED_OUT) and self.contacts is not None and number:
+            await self.contacts.set_opted_out(channel, number, True)
         for _ in range(STATUS_LOOKUPS):
             if await self.context.chats.delivery_status(channel, sid, status, problem):
                 break
             await asyncio.sleep(STATUS_LOOKUP_PAUSE)
         else:
             log_event(log, "twilio_status_unmatched", logging.DEBUG, status=status)
+            return web.Response(status=204)
+        if code == str(WINDOW_CLOSED) and channel == "whatsapp" and self.contacts is not None and number:
+            # Twilio accepted the message and WhatsApp then refused it, outside the 24-hour window: sent
+            # again, it meets the adapter's closed-window handling (the template, or the agent told).
+            await self.contacts.close_window(channel, number)
+            await self.context.chats.redeliver(channel, sid)
         return web.Response(status=204)

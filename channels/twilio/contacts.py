@@ -41,6 +41,10 @@ class Contacts:
             {"_id": self._id(channel, number)}, {"$max": {"last_inbound_at": at}}, upsert=True
         )
 
+    async def close_window(self, channel: str, number: str) -> None:
+        """Twilio said the window is closed (63016): it knows better than our record of it."""
+        await self.collection.update_one({"_id": self._id(channel, number)}, {"$set": {"last_inbound_at": None}})
+
     async def record_template(self, channel: str, number: str, at: datetime) -> None:
         await self.collection.update_one(
             {"_id": self._id(channel, number)}, {"$set": {"template_sent_at": at}}, upsert=True

@@ -340,3 +340,23 @@ async def test_agent_files_go_as_mms_when_sms_media_is_on(
     await eventually(lambda: any(m.media_urls for m in twilio.messages_to(CUSTOMER)))
     [mms] = [m for m in twilio.messages_to(CUSTOMER) if m.media_urls]
     assert mms.body == "The label" and mms.sid.startswith("MM") and "/files/" in mms.media_urls[0]
+
+
+async def test_a_63016_reported_after_sending_is_handled_like_a_closed_window(
+    gateway_factory: GatewayFactory, twilio: FakeTwilioApi, slack: FakeSlackApi, routing_file: Path
+) -> None:
+    """Real Twilio accepts a free-form WhatsApp message outside the window and fails it afterwards, in a
+    status callback with ErrorCode 63016: the reply is sent again behind the template."""
+    desk = await start_twilio_desk(gateway_factory, slack, routing_file, twilio, twilio_whatsapp_template_sid=TEMPLATE)
+    channel, thread_ts = await _whatsapp_handoff(desk, twilio)
+    to = f"whatsapp:{CUSTOMER}"
+    twilio.deliver_status(CUSTOMER, "failed", 63016)  # our record says the window is open; WhatsApp disagrees
+    assert await desk.event(desk.agent_says(channel, thread_ts, "U0DANA", "Your refund went out today")) == 200
+    await eventually(lambda: any(m.content_sid == TEMPLATE for m in twilio.messages_to(to)))
+    twilio.deliver_status(CUSTOMER, "delivered")
+    await eventually(lambda: "approved template was sent" in texts(slack.thread(channel, thread_ts)))
+    assert "24-hour window is closed" in texts(slack.thread(channel, thread_ts))  # the failure, in words
+    assert await whatsapp(twilio, desk.gateway, CUSTOMER, "ok?") == 200
+    await eventually(lambda: bodies_to(twilio, to).count("Your refund went out today") == 2)  # failed, then again
+    await twilio.wait_for_callbacks()
+    assert sum(1 for m in twilio.messages_to(to) if m.content_sid == TEMPLATE) == 1
