@@ -73,10 +73,10 @@ def is_handoff(message: dict[str, Any]) -> bool:
 
 async def verify(db: AsyncDatabase, customers: list[Customer]) -> Verdict:
     """Every check over the chaos database's web chat conversations (it holds only this run's; the
-    Telegram ones are tests/chaos/telegram_checks.py's)."""
+    Telegram and SMS ones are tests/chaos/telegram_checks.py's and twilio_checks.py's)."""
     verdict = Verdict()
-    telegram = await db.conversations.distinct("_id", {"ref.channel": "telegram"})
-    web = {"conversation_id": {"$nin": telegram}}
+    others = await db.conversations.distinct("_id", {"ref.channel": {"$ne": "webchat"}})
+    web = {"conversation_id": {"$nin": others}}
     messages = await db.messages.find(web).sort([("conversation_id", 1), ("seq", 1)]).to_list()
     existing = {c["_id"] for c in await db.conversations.find({}, {"_id": 1}).to_list()}
     by_conversation: dict[Any, list[dict[str, Any]]] = defaultdict(list)

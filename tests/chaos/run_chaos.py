@@ -1,7 +1,7 @@
-"""`make chaos`: web chat and Telegram customers under load while the gateway and the database are killed -9.
+"""`make chaos`: web chat, Telegram and SMS customers under load while the gateway and the database are killed -9.
 
     python -m tests.chaos.run_chaos [--gateway-kills 10] [--db-kills 3] [--customers 6]
-        [--telegram-customers 3] [--seed N]
+        [--telegram-customers 3] [--sms-customers 2] [--seed N]
 
 Process layout (as `make bench`): this process runs the customers; SecantusDB runs as its own
 process with `--sync-on-commit` on a storage path in a temp dir; the gateway is `bench.serve_gateway`
@@ -9,9 +9,12 @@ process with `--sync-on-commit` on a storage path in a temp dir; the gateway is 
 -9 and restarted on the same port after a short random pause, and so is the database on the same
 storage path (the gateway must reconnect by itself). The Telegram customers write through a fake Bot
 API (tests/fakes/telegram_api.py) that runs in this process, so it outlives every kill; the gateway
-long-polls it (TELEGRAM_MODE=polling). Then, after a settle period, tests/chaos/checks.py and
-tests/chaos/telegram_checks.py compare the database with what every client saw. Exit code 0 only if
-every check holds.
+long-polls it (TELEGRAM_MODE=polling). The SMS customers text through a fake Twilio API
+(tests/fakes/twilio_api.py), also in this process: it signs and posts their messages to the gateway's
+webhook, retrying failed POSTs as Twilio does with `#rc=3&rp=all`, and records the replies the gateway
+sends through its Messages.json. Then, after a settle period, tests/chaos/checks.py,
+tests/chaos/telegram_checks.py and tests/chaos/twilio_checks.py compare the database with what every
+client saw. Exit code 0 only if every check holds.
 See docs/reliability.md. Everything listens on 127.0.0.1.
 """
 
@@ -43,7 +46,10 @@ from tests.chaos.checks import Verdict, verify
 from tests.chaos.customers import Customer
 from tests.chaos.telegram_checks import TelegramVerdict, telegram_verdict, verify_telegram
 from tests.chaos.telegram_customers import ChaosTelegramApi, TelegramCustomer
+from tests.chaos.twilio_checks import TwilioVerdict, twilio_verdict, verify_twilio
+from tests.chaos.twilio_customers import SMS_FROM, TwilioCustomer
 from tests.fakes.telegram_api import FakeTelegramApi
+from tests.fakes.twilio_api import FakeTwilioApi
 
 HOST = "127.0.0.1"
 DB_NAME = "chaos"
@@ -58,6 +64,8 @@ class ChaosConfig:
     telegram_poll_timeout_seconds: int = 2  # getUpdates long-poll timeout (TELEGRAM_POLL_TIMEOUT_SECONDS)
     telegram_send_latency_seconds: float = 0.0  # the fake's sendMessage answers this long after showing it
     telegram_max_messages: int | None = None  # per Telegram customer; None: max_messages
+    sms_customers: int = 2  # each with its own phone number, through the fake Twilio API
+    sms_max_messages: int | None = None  # per SMS customer; None: max_messages
     gateway_kills: int = 10
     db_kills: int = 3
     gap_seconds: tuple[float, float] = (2.0, 5.0)  # load between two kills
@@ -79,6 +87,7 @@ class ChaosResult:
     seed: int
     verdict: Verdict = field(default_factory=Verdict)
     telegram: TelegramVerdict = field(default_factory=telegram_verdict)
+    sms: TwilioVerdict = field(default_factory=twilio_verdict)
     harness_error: str = ""
     kills: Counter[str] = field(default_factory=Counter)
     restart_seconds: dict[str, list[float]] = field(default_factory=lambda: {"gateway": [], "database": []})
@@ -95,11 +104,20 @@ class ChaosResult:
     telegram_unanswered_in_time: int = 0  # answer not seen when the customer moved on (or stopped)
     telegram_send_calls: int = 0  # sendMessage calls the fake received
     telegram_get_updates_calls: int = 0
+    sms_sent: int = 0  # distinct messages the SMS customers texted
+    sms_rounds: int = 0  # webhook deliveries of them (with the customers' re-sends)
+    sms_posts: int = 0  # webhook POSTs (with Twilio's retries)
+    sms_acked: int = 0  # messages the gateway answered 200
+    sms_unanswered_in_time: int = 0  # answer not seen when the customer moved on (or stopped)
+    sms_failures: Counter[str] = field(default_factory=Counter)  # failed POSTs: HTTP status or exception
+    sms_create_calls: int = 0  # Messages.json create calls the fake received
+    sms_callbacks: int = 0  # status callbacks the fake posted
+    sms_callback_failures: Counter[str] = field(default_factory=Counter)  # not answered 2xx: status or error
     work_dir: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.harness_error and self.verdict.ok and self.telegram.ok
+        return not self.harness_error and self.verdict.ok and self.telegram.ok and self.sms.ok
 
     def summary(self) -> str:
         c = self.config
@@ -116,6 +134,7 @@ class ChaosResult:
             f"{self.connects} WebSocket connects; stored {self.verdict.stored_customer_messages} customer "
             f"messages, {self.verdict.stored_replies} replies ({self.verdict.handoffs} handoffs)",
             *([self._telegram_line()] if c.telegram_customers else []),
+            *([self._sms_line()] if c.sms_customers else []),
             f"chaos: {restarts}",
             f"chaos: load under kills {self.chaos_seconds:.1f} s, settle {self.settle_seconds:.1f} s, "
             f"total {self.total_seconds:.1f} s; client error frames: {dict(self.client_errors) or 'none'}",
@@ -124,6 +143,8 @@ class ChaosResult:
         ]
         if c.telegram_customers:
             lines += ["", "telegram:", self.telegram.table()]
+        if c.sms_customers:
+            lines += ["", "sms:", self.sms.table()]
         if self.harness_error:
             lines.append(f"\nharness error: {self.harness_error}")
         lines.append(f"\nchaos: {'PASS' if self.ok else 'FAIL'} (logs in {self.work_dir})")
@@ -140,6 +161,22 @@ class ChaosResult:
             f"{t.stored_replies} replies ({t.handoffs} handoffs); {t.delivered} bot messages in the chats from "
             f"{self.telegram_send_calls} sendMessage calls; {self.telegram_get_updates_calls} getUpdates calls, "
             f"offset {t.offset}"
+        )
+
+    def _sms_line(self) -> str:
+        s = self.sms
+        failures = ", ".join(f"{kind} {n}" for kind, n in self.sms_failures.most_common()) or "none"
+        callback_failures = ", ".join(f"{kind} {n}" for kind, n in self.sms_callback_failures.most_common()) or "none"
+        return (
+            f"chaos: sms: {self.config.sms_customers} customers (webhook retried 3x, 1 s apart), "
+            f"{self.sms_sent} messages sent ({self.sms_rounds} deliveries with re-sends, {self.sms_posts} POSTs "
+            f"with retries; failed POSTs: {failures}), {self.sms_acked} acknowledged (200), "
+            f"{s.not_acknowledged} never acknowledged and not stored (Twilio error 11200), "
+            f"{s.not_acknowledged_stored} never acknowledged but stored, {self.sms_unanswered_in_time} with no "
+            f"answer seen within the wait; stored {s.stored_customer_messages} customer messages, "
+            f"{s.stored_replies} replies ({s.handoffs} handoffs); {s.delivered} SMS to the customers from "
+            f"{self.sms_create_calls} Messages.json calls; {self.sms_callbacks} status callbacks, "
+            f"{self.sms_callback_failures.total()} failed ({callback_failures})"
         )
 
 
@@ -256,13 +293,21 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
     gateway = ChildServer("gateway", "bench.serve_gateway", gateway_args, work / "gateway.log")
     customers: list[Customer] = []
     telegram_customers: list[TelegramCustomer] = []
+    sms_customers: list[TwilioCustomer] = []
     questions, _ = answered_questions()
     # Telegram's side lives here, not in the gateway: it keeps its updates and chats across every kill.
     telegram: FakeTelegramApi | None = None
     if config.telegram_customers:
         telegram = await ChaosTelegramApi(TELEGRAM_TOKEN, send_latency=config.telegram_send_latency_seconds).start()
+    # Twilio's side too: it keeps what the gateway sent, and posts the customers' messages (with retries).
+    twilio: FakeTwilioApi | None = None
+    if config.sms_customers:
+        twilio = await FakeTwilioApi().start()
+    env = (telegram_env(telegram, config) if telegram is not None else ()) + (
+        twilio_env(twilio, gateway) if twilio is not None else ()
+    )
     try:
-        with environment(telegram_env(telegram, config) if telegram is not None else ()):
+        with environment(env):
             await database.start()
             await gateway.start()
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -292,6 +337,19 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
                         )
                         telegram_customers.append(person)
                         talkers.append(person.start(stop_sending, config.telegram_max_messages or config.max_messages))
+                if twilio is not None:
+                    for index in range(config.sms_customers):
+                        texter = TwilioCustomer(
+                            index,
+                            twilio,
+                            gateway.base_url,
+                            questions,
+                            random.Random(rng.random()),
+                            answer_wait=config.answer_wait_seconds,
+                            think=config.think_seconds,
+                        )
+                        sms_customers.append(texter)
+                        talkers.append(texter.start(stop_sending, config.sms_max_messages or config.max_messages))
                 chaos_started = time.monotonic()
                 await _kill_repeatedly(config, rng, database, gateway, result)
                 await asyncio.sleep(max(config.gap_seconds))  # load after the last restart, too
@@ -299,8 +357,8 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
                 await asyncio.gather(*talkers)
                 result.chaos_seconds = time.monotonic() - chaos_started
                 settle_started = time.monotonic()
-                result.verdict, result.telegram = await _settle(
-                    config, database, customers, telegram, telegram_customers
+                result.verdict, result.telegram, result.sms = await _settle(
+                    config, database, customers, telegram, telegram_customers, twilio, sms_customers
                 )
                 result.settle_seconds = time.monotonic() - settle_started
     finally:
@@ -316,6 +374,14 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
             result.telegram_sent += len(person.sent)
             result.telegram_updates += person.deliveries
             result.telegram_unanswered_in_time += sum(1 for m in person.sent if not m.answered)
+        for texter in sms_customers:
+            await texter.close()
+            result.sms_sent += len(texter.sent)
+            result.sms_rounds += texter.rounds
+            result.sms_posts += texter.posts
+            result.sms_acked += sum(1 for m in texter.sent if m.acked)
+            result.sms_unanswered_in_time += sum(1 for m in texter.sent if not m.answered)
+            result.sms_failures.update(texter.failures)
         await gateway.stop()
         await database.stop()
         if telegram is not None:
@@ -323,6 +389,18 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
             result.telegram_get_updates_calls = len(telegram.calls_to("getUpdates"))
             write_transcripts(work / "telegram-chats.log", telegram, telegram_customers)
             await telegram.close()
+        if twilio is not None:
+            result.sms_create_calls = sum(
+                1 for c in twilio.calls if c.method == "POST" and c.path.endswith("/Messages.json")
+            )
+            result.sms_callbacks = len(twilio.callback_results)
+            result.sms_callback_failures.update(
+                str(d.status) if d.status is not None else (d.error or "?").partition("(")[0]
+                for d in twilio.callback_results
+                if d.status is None or not 200 <= d.status < 300
+            )
+            write_sms_transcripts(work / "sms-numbers.log", twilio, sms_customers)
+            await twilio.close()
 
 
 def write_transcripts(path: Path, api: FakeTelegramApi, customers: list[TelegramCustomer]) -> None:
@@ -337,6 +415,34 @@ def write_transcripts(path: Path, api: FakeTelegramApi, customers: list[Telegram
             for shown in api.sent_messages(person.chat_id):
                 row = {"chat": person.chat_id, "bot_message_id": shown["message_id"], "date": shown["date"]}
                 out.write(json.dumps(row | {"text": shown.get("text", "")[:80]}) + "\n")
+
+
+def write_sms_transcripts(path: Path, api: FakeTwilioApi, customers: list[TwilioCustomer]) -> None:
+    """What each SMS customer texted (and how each POST went) and what reached its number, one JSON line
+    each, for the reader of a failed run."""
+    with path.open("w") as out:
+        for texter in customers:
+            for sent in texter.sent:
+                row = {"number": sent.number, "message_sid": sent.message_sid, "order": sent.order}
+                row |= {"rounds": sent.rounds, "posts": sent.posts, "statuses": sent.statuses, "errors": sent.errors}
+                row |= {"posted_at": [round(t, 2) for t in sent.posted_at]}
+                row |= {"answered_in_time": sent.answered, "text": sent.text}
+                out.write(json.dumps(row) + "\n")
+            for shown in api.messages_to(texter.number):
+                row = {"number": texter.number, "sid": shown.sid, "created_at": shown.created_at.isoformat()}
+                out.write(json.dumps(row | {"status": shown.status, "body": shown.body[:80]}) + "\n")
+
+
+def twilio_env(api: FakeTwilioApi, gateway: ChildServer) -> tuple[tuple[str, str], ...]:
+    """The gateway's Twilio settings: SMS through the fake's REST API. PUBLIC_BASE_URL is exactly where the
+    customers post (the gateway checks X-Twilio-Signature over it) and where status callbacks go."""
+    return (
+        ("TWILIO_ACCOUNT_SID", api.account_sid),
+        ("TWILIO_AUTH_TOKEN", api.auth_token),
+        ("TWILIO_SMS_FROM", SMS_FROM),
+        ("TWILIO_API_URL", api.url),
+        ("PUBLIC_BASE_URL", gateway.base_url),
+    )
 
 
 def telegram_env(api: FakeTelegramApi, config: ChaosConfig) -> tuple[tuple[str, str], ...]:
@@ -375,12 +481,15 @@ async def _settle(
     customers: list[Customer],
     telegram: FakeTelegramApi | None,
     telegram_customers: list[TelegramCustomer],
-) -> tuple[Verdict, TelegramVerdict]:
+    twilio: FakeTwilioApi | None,
+    sms_customers: list[TwilioCustomer],
+) -> tuple[Verdict, TelegramVerdict, TwilioVerdict]:
     """Check until everything holds (twice, 2 s apart) or settle_seconds pass; the last verdict stands.
 
     Clients are still connected and re-sending meanwhile, and the gateway's recovery runs: a violation
     that heals within the settle period is not one; one that remains at the end is. (The fake Bot API
-    keeps every update the gateway has not confirmed, and the outbox retries what it has not sent.)
+    keeps every update the gateway has not confirmed, and the outbox retries what it has not sent; an SMS
+    the gateway acknowledged is stored, so only its answer can still be on its way.)
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.settle_seconds
@@ -391,12 +500,13 @@ async def _settle(
         while True:
             verdict = await verify(db, customers)
             tg = await verify_telegram(db, telegram, telegram_customers) if telegram is not None else telegram_verdict()
-            ok = verdict.ok and tg.ok
+            sms = await verify_twilio(db, twilio, sms_customers) if twilio is not None else twilio_verdict()
+            ok = verdict.ok and tg.ok and sms.ok
             if ok and passed_once:
-                return verdict, tg
+                return verdict, tg, sms
             passed_once = ok
             if loop.time() >= deadline:
-                return verdict, tg
+                return verdict, tg, sms
             await asyncio.sleep(2.0 if ok else 1.0)
     finally:
         await client.close()
@@ -411,11 +521,17 @@ def _pair(text: str) -> tuple[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> ChaosConfig:
     parser = argparse.ArgumentParser(
-        description="Kill -9 the gateway and the database under web chat and Telegram load."
+        description="Kill -9 the gateway and the database under web chat, Telegram and SMS load."
     )
     parser.add_argument("--customers", type=int, default=6)
     parser.add_argument(
         "--telegram-customers", type=int, default=3, help="Telegram customers in private chats (0: no Telegram)"
+    )
+    parser.add_argument(
+        "--sms-customers",
+        type=int,
+        default=2,
+        help="SMS customers, each with its own number, through the fake Twilio API (0: no Twilio)",
     )
     parser.add_argument("--telegram-poll-timeout", type=int, default=2, help="getUpdates long-poll seconds")
     parser.add_argument(
@@ -443,6 +559,7 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
     return ChaosConfig(
         customers=args.customers,
         telegram_customers=args.telegram_customers,
+        sms_customers=args.sms_customers,
         telegram_poll_timeout_seconds=args.telegram_poll_timeout,
         telegram_send_latency_seconds=args.telegram_send_latency,
         gateway_kills=args.gateway_kills,

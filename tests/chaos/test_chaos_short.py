@@ -1,5 +1,6 @@
 """The crash test's short form in `make test`: 2 gateway kills and 1 database kill under web chat load,
-with 2 Telegram customers long-polled through the fake Bot API.
+with 2 Telegram customers long-polled through the fake Bot API and 2 SMS customers through the fake
+Twilio API.
 
 The long form is `make chaos` (tests/chaos/run_chaos.py, docs/reliability.md); both run the same checks.
 """
@@ -16,6 +17,8 @@ async def test_kills_lose_duplicate_or_leave_unanswered_nothing(tmp_path: Path) 
         customers=3,
         telegram_customers=2,
         telegram_max_messages=60,  # they talk until the last kill has recovered, so every kill meets Telegram traffic
+        sms_customers=2,
+        sms_max_messages=60,  # likewise for SMS
         gateway_kills=2,
         db_kills=1,
         gap_seconds=(2.0, 4.0),
@@ -29,4 +32,6 @@ async def test_kills_lose_duplicate_or_leave_unanswered_nothing(tmp_path: Path) 
     assert result.kills["gateway"] == 2 and result.kills["database"] == 1, result.summary()
     assert result.sent > 0 and result.acked > 0, result.summary()
     assert result.telegram_sent > 0 and result.telegram.delivered > 0, result.summary()
+    assert result.sms_acked > 0 and result.sms.delivered > 0, result.summary()
+    assert result.sms.ok, result.summary()
     assert result.ok, result.summary()
