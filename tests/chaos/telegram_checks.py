@@ -10,14 +10,22 @@ outbox's bookkeeping.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from itertools import pairwise
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.chaos.checks import Verdict, check_answers, is_handoff
+from tests.chaos.checks import check_answers
+from tests.chaos.provider_checks import (
+    ChannelMessages,
+    Place,
+    ProviderVerdict,
+    Recipient,
+    Shown,
+    check_deliveries,
+    check_send_order,
+    check_stored_once,
+    load_channel,
+)
 from tests.chaos.telegram_customers import TelegramCustomer
 from tests.fakes.telegram_api import FakeTelegramApi
 
@@ -38,8 +46,7 @@ TELEGRAM_CHECKS: dict[str, str] = {
 
 
 @dataclass
-class TelegramVerdict(Verdict):
-    delivered: int = 0  # bot messages in the customers' chats
+class TelegramVerdict(ProviderVerdict):
     offset: int | None = None
 
 
@@ -56,135 +63,66 @@ async def verify_telegram(
     db: AsyncDatabase, api: FakeTelegramApi, customers: list[TelegramCustomer]
 ) -> TelegramVerdict:
     verdict = telegram_verdict()
-    conversations = await db.conversations.find({"ref.channel": "telegram"}).to_list()
-    chat_of = {c["_id"]: int(c["ref"]["chat_id"]) for c in conversations}
-    messages = await db.messages.find({"conversation_id": {"$in": list(chat_of)}}).to_list()
-    messages.sort(key=lambda m: (str(m["conversation_id"]), m["seq"]))
-    by_conversation: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for message in messages:
-        by_conversation[message["conversation_id"]].append(message)
-    customer_messages = [m for m in messages if m["author"] == "customer"]
-    stored_by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for message in customer_messages:
-        stored_by_key[str(message.get("idempotency_key"))].append(message)
-    replies: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    outgoing = [m for m in messages if m["author"] != "customer"]
-    for message in outgoing:
-        if (message.get("meta") or {}).get("in_reply_to") is not None:
-            replies[message["meta"]["in_reply_to"]].append(message)
-    verdict.stored_customer_messages = len(customer_messages)
-    verdict.stored_replies = sum(len(r) for r in replies.values())
-    verdict.handoffs = sum(1 for m in messages if is_handoff(m))
+    channel = await load_channel(db, "telegram", address=int, noun="chat")
+    channel.stored.tally(verdict)
 
     # What the customers wrote: stored once each, in their order.
     for customer in customers:
-        who = f"chat {customer.chat_id}"
-        order = {m.key: m.order for m in customer.sent}
-        for sent in customer.sent:
-            stored = stored_by_key.get(sent.key, [])
-            if not stored:
-                verdict.fail("lost", f"{who} message {sent.message_id} (updates {sent.update_ids})")
-            elif len(stored) > 1:
-                verdict.fail("duplicated", f"{who} message {sent.message_id} at seqs {[m['seq'] for m in stored]}")
-        for conversation_id, chat in chat_of.items():
-            if chat != customer.chat_id:
-                continue
-            stored = by_conversation.get(conversation_id, [])
-            orders = [order.get(str(m.get("idempotency_key")), -1) for m in stored if m["author"] == "customer"]
-            for earlier, later in pairwise(orders):
-                if later < earlier:
-                    verdict.fail("order", f"{who}: sent #{later} stored after #{earlier}")
+        _check_written(verdict, channel, customer)
 
     # Each stored customer message answered once (a handoff before it ends the AI's part).
-    check_answers(
-        verdict, by_conversation, replies, name=lambda cid: f"chat {chat_of[cid]}", key_field="idempotency_key"
-    )
+    check_answers(verdict, channel.stored, name=channel.name)
 
     # Every stored outgoing message went out once, through its outbox job(s), in order.
-    jobs_by_message: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    async for job in db.outbox.find({"channel": "telegram"}):
-        jobs_by_message[str(job["message"].get("message_id"))].append(job)
-    for chat in sorted({c.chat_id for c in customers} | set(chat_of.values())):
-        chat_conversations = [cid for cid, c in chat_of.items() if c == chat]
-        sent_here = [m for cid in chat_conversations for m in by_conversation.get(cid, []) if m["author"] != "customer"]
-        _check_chat(verdict, chat, api.sent_messages(chat), sent_here, jobs_by_message)
+    await check_deliveries(
+        verdict, db, channel, [c.chat_id for c in customers], lambda chat: TelegramChat(chat, api.sent_messages(chat))
+    )
 
-    # The offset is past every update the customers added, so a restart repeats none of them.
+    # Telegram's own promise: a restart repeats no update.
+    await _check_offset(verdict, db, api, customers)
+    return verdict
+
+
+def _check_written(verdict: TelegramVerdict, channel: ChannelMessages, customer: TelegramCustomer) -> None:
+    """Every message the customer wrote is stored (the fake holds an update until the gateway confirms it,
+    and the gateway confirms only what it stored), once, in the customer's order."""
+    who = channel.where(customer.chat_id)
+    for sent in customer.sent:
+        copies = channel.stored.copies_of(sent.key)
+        if not copies:
+            verdict.fail("lost", f"{who} message {sent.message_id} (updates {sent.update_ids})")
+        check_stored_once(verdict, f"{who} message {sent.message_id}", copies)
+    check_send_order(verdict, channel, customer.chat_id, customer.sent)
+
+
+async def _check_offset(
+    verdict: TelegramVerdict, db: AsyncDatabase, api: FakeTelegramApi, customers: list[TelegramCustomer]
+) -> None:
+    """The offset is past every update the customers added, so a restart repeats none of them."""
     state = await db.channel_state.find_one({"_id": offset_key(api.token)})
     verdict.offset = int(state["offset"]) if state else None
     last = max((u for c in customers for m in c.sent for u in m.update_ids), default=None)
     if last is not None and (verdict.offset is None or verdict.offset <= last):
         verdict.fail("offset behind", f"offset {verdict.offset}, last update_id added {last}")
-    return verdict
 
 
-def _check_chat(
-    verdict: TelegramVerdict,
-    chat: int,
-    shown: list[dict[str, Any]],
-    outgoing: list[dict[str, Any]],
-    jobs_by_message: dict[str, list[dict[str, Any]]],
-) -> None:
-    """Match the chat's bot messages to the outbox jobs of the stored replies: first by the provider id
-    a sent job recorded, then by text (a send whose success the gateway never recorded: killed between
-    Telegram's answer and the outbox write). Each job must show exactly once, in seq order."""
-    verdict.delivered += len(shown)
-    jobs: list[dict[str, Any]] = []
-    for message in sorted(outgoing, key=lambda m: m["seq"]):
-        found = sorted(jobs_by_message.get(str(message["_id"]), []), key=lambda j: j.get("part", 0))
-        if not found:
-            verdict.fail("not sent", f"chat {chat} seq {message['seq']} {message['author']}: no outbox job")
-        for job in found:
-            if job["state"] != "sent":
-                verdict.fail(
-                    "not sent",
-                    f"chat {chat} seq {message['seq']} job {job['_id']}: {job['state']}, "
-                    f"{job['attempts']} attempts, last error {job.get('last_error')!r}",
-                )
-        jobs += found
-    by_provider_id = {str(j.get("provider_message_id")): j for j in jobs if j.get("provider_message_id")}
-    shows: dict[Any, list[int]] = defaultdict(list)  # job id -> the bot message ids that show it
-    unmatched = []
-    for bot_message in shown:
-        job = by_provider_id.get(f"{chat}:{bot_message['message_id']}")
-        if job is not None and job["message"]["text"] == bot_message.get("text"):
-            shows[job["_id"]].append(bot_message["message_id"])
-        else:
-            unmatched.append(bot_message)
-    for bot_message in unmatched:
-        same_text = [j for j in jobs if j["message"]["text"] == bot_message.get("text")]
-        # A job of that text not shown yet; else the one it repeats: an unrecorded send comes before the
-        # recorded one, so the job whose recorded showing follows it most closely (answers repeat).
-        job = next((j for j in same_text if not shows[j["_id"]]), None) or min(
-            same_text,
-            key=lambda j: _distance(bot_message["message_id"], str(j.get("provider_message_id") or "")),
-            default=None,
-        )
-        if job is None:
-            verdict.fail(
-                "stray message", f"chat {chat} message {bot_message['message_id']}: {bot_message.get('text')!r}"
-            )
-        else:
-            shows[job["_id"]].append(bot_message["message_id"])
-    for job in jobs:
-        where = f"chat {chat} seq {job['message']['seq']} part {job.get('part', 0)} job {job['_id']}"
-        ids = shows[job["_id"]]
-        if not ids:
-            verdict.fail("not delivered", f"{where} ({job['state']}, {job['attempts']} attempts)")
-        elif len(ids) > 1:
-            verdict.fail("delivered twice", f"{where}: bot messages {ids} ({job['attempts']} attempts)")
-    # Order: each job's first showing, in the chat's order, must follow seq (then part) order.
-    position = {j["_id"]: (j["message"]["seq"], j.get("part", 0)) for j in jobs}
-    first_shown = sorted((ids[0], job_id) for job_id, ids in shows.items() if ids)
-    for (_, earlier), (later_id, later) in pairwise(first_shown):
-        if position[later] < position[earlier]:
-            verdict.fail(
-                "delivery order",
-                f"chat {chat} bot message {later_id} (seq {position[later][0]}) shown after seq {position[earlier][0]}",
-            )
+class TelegramChat(Recipient):
+    """A private chat as the fake Bot API shows it: its bot messages, by message_id."""
 
+    def __init__(self, chat: int, bot_messages: list[dict]) -> None:
+        # A chat's message ids count up, so they are the chat's order.
+        shown = [Shown(m["message_id"], f"{chat}:{m['message_id']}", m.get("text")) for m in bot_messages]
+        super().__init__(f"chat {chat}", shown)
 
-def _distance(message_id: int, provider_message_id: str) -> tuple[int, int]:
-    """How far a repeat (`message_id`) is from a job's recorded showing: recorded ones after it first."""
-    recorded = int(provider_message_id.rpartition(":")[2] or 0) if provider_message_id else 0
-    return (0, recorded - message_id) if recorded > message_id else (1, message_id - recorded)
+    def recorded_position(self, provider_id: str) -> int | None:
+        # The recorded id ("<chat>:<message_id>") says where it stood, even if it is no longer in the chat.
+        return int(provider_id.rpartition(":")[2] or 0) if provider_id else None
+
+    def stray(self, shown: Shown) -> str:
+        return f"{self.where} message {shown.position}: {shown.text!r}"
+
+    def repeats(self, shows: list[Shown]) -> str:
+        return f"bot messages {[s.position for s in shows]}"
+
+    def out_of_order(self, later: Shown, place: Place, after: Place) -> str:
+        return f"{self.where} bot message {later.position} (seq {place[0]}) shown after seq {after[0]}"

@@ -4,17 +4,19 @@ The fake (tests/fakes/telegram_api.py) runs in the driver process, so it outlive
 database kill, as Telegram's servers would. Each customer writes in its own private chat: it queues an
 update for getUpdates, waits until the bot's answer shows in the chat, and if none comes within the
 answer wait, the same message is delivered again (same message_id, a new update_id, as Telegram does
-after a failed delivery; to the gateway also what a customer re-asking looks like). After a few
-deliveries without an answer it moves on to its next question, like the web chat customers do.
+after a failed delivery). The rest of the loop is tests/chaos/provider_customers.py's. When sending
+stops, the fake keeps every update until the gateway confirms it, and the checks wait for the answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.chaos.provider_customers import ProviderCustomer
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.telegram_updates import next_update_id, text_update
 
@@ -22,7 +24,6 @@ FIRST_CHAT_ID = 880_000_001  # a private chat's id is the user's id
 # Telegram counts message ids per chat for both sides; the fake numbers the bot's messages from 1, so
 # the customers' ids start far above them and never name a bot message.
 FIRST_MESSAGE_ID = 1_000_001
-POLL_SECONDS = 0.05
 
 
 class ChaosTelegramApi(FakeTelegramApi):
@@ -59,8 +60,10 @@ class TelegramSent:
         return f"telegram:{self.chat_id}:{self.message_id}"
 
 
-class TelegramCustomer:
+class TelegramCustomer(ProviderCustomer[TelegramSent]):
     """One person in a private chat with the bot, asking questions one at a time."""
+
+    question_offset = 1
 
     def __init__(
         self,
@@ -73,66 +76,32 @@ class TelegramCustomer:
         think: tuple[float, float],
         max_deliveries: int = 3,
     ) -> None:
-        self.index = index
+        super().__init__(index, questions, rng, answer_wait=answer_wait, think=think, max_deliveries=max_deliveries)
         self.chat_id = FIRST_CHAT_ID + index
         self.api = api
-        self.questions = questions
-        self.rng = rng
-        self.answer_wait = answer_wait
-        self.think = think
-        self.max_deliveries = max_deliveries
-        self.sent: list[TelegramSent] = []
-        self._task: asyncio.Task[None] | None = None
+        self._update: dict[str, Any] = {}  # the update that first carries the message being asked
 
     @property
     def deliveries(self) -> int:
         return sum(len(m.update_ids) for m in self.sent)
 
-    def start(self, stop_sending: asyncio.Event, max_messages: int) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self._talk(stop_sending, max_messages))
-        return self._task
+    def _write(self, n: int, text: str) -> TelegramSent:
+        self._update = text_update(
+            self.chat_id,
+            text,
+            message_id=FIRST_MESSAGE_ID + n,
+            first_name=f"Chaos{self.index}",
+            username=f"chaos_{self.index}",
+        )
+        return TelegramSent(self.chat_id, FIRST_MESSAGE_ID + n, text, n)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def _answer_shown(self, message: TelegramSent) -> Callable[[], bool]:
+        # One answer per message: this one is answered once the chat holds as many bot messages as the
+        # customer has written (a late answer to an earlier one counts, as a person reads it).
+        count = len(self.sent)
+        return lambda: len(self.api.sent_messages(self.chat_id)) >= count
 
-    async def _talk(self, stop_sending: asyncio.Event, max_messages: int) -> None:
-        for n in range(max_messages):
-            if stop_sending.is_set():
-                return
-            # Its own offset into the list, never the same question twice in a row (triage would
-            # rightly read a repeat as the AI failing), and not in step with the web chat customers.
-            text = self.questions[(self.index * 5 + 1 + n) % len(self.questions)]
-            update = text_update(
-                self.chat_id,
-                text,
-                message_id=FIRST_MESSAGE_ID + n,
-                first_name=f"Chaos{self.index}",
-                username=f"chaos_{self.index}",
-            )
-            message = TelegramSent(self.chat_id, FIRST_MESSAGE_ID + n, text, n)
-            self.sent.append(message)
-            for delivery in range(self.max_deliveries):
-                # A re-delivery: the same message in a new update.
-                again = update if delivery == 0 else {**update, "update_id": next_update_id()}
-                message.update_ids.append(self.api.add_update(again))
-                # One answer per message: this one is answered once the chat holds as many bot messages
-                # as the customer has written (a late answer to an earlier one counts, as a person reads it).
-                if await self._wait_for_answers(len(self.sent), stop_sending):
-                    message.answered = True
-                    break
-                if stop_sending.is_set():
-                    return
-            await asyncio.sleep(self.rng.uniform(*self.think))
-
-    async def _wait_for_answers(self, count: int, stop_sending: asyncio.Event) -> bool:
-        """Until the chat shows `count` bot messages; False after answer_wait, or once sending stops (the
-        checks then wait for the answer, and the fake keeps the update until the gateway confirms it)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.answer_wait
-        while loop.time() < deadline and not stop_sending.is_set():
-            if len(self.api.sent_messages(self.chat_id)) >= count:
-                return True
-            await asyncio.sleep(POLL_SECONDS)
-        return False
+    async def _deliver(self, message: TelegramSent, delivery: int) -> None:
+        # A re-delivery: the same message in a new update.
+        again = self._update if delivery == 0 else {**self._update, "update_id": next_update_id()}
+        message.update_ids.append(self.api.add_update(again))

@@ -8,7 +8,7 @@ to ("Retries": `#rc=3&rp=all`): a POST that fails (connection refused or reset, 
 that never got a 200 is one Twilio gave up on (its debugger shows error 11200): "not acknowledged", never
 "lost". Like the Telegram customers, a customer who sees no answer within the answer wait sends the same
 message again (a new webhook delivery, same MessageSid), and after a few deliveries moves on to its next
-question.
+question: the loop is tests/chaos/provider_customers.py's.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from tests.chaos.provider_customers import ProviderCustomer
 from tests.fakes.twilio_api import FakeTwilioApi, new_sid
 
 SMS_FROM = "+15550001111"  # the business number (TWILIO_SMS_FROM)
@@ -28,7 +30,6 @@ MESSAGES_PATH = "/twilio/messages"
 WEBHOOK_RETRIES = 3  # rc=3: retries after the first POST
 RETRY_PAUSE_SECONDS = 1.0
 WEBHOOK_TIMEOUT_SECONDS = 15.0  # Twilio's default read timeout (rt=15000)
-POLL_SECONDS = 0.05
 
 
 def phone_number(index: int) -> str:
@@ -62,8 +63,10 @@ class SmsSent:
         return f"twilio:{self.message_sid}"
 
 
-class TwilioCustomer:
+class TwilioCustomer(ProviderCustomer[SmsSent]):
     """One person texting the business number, asking questions one at a time."""
+
+    question_offset = 3
 
     def __init__(
         self,
@@ -77,18 +80,11 @@ class TwilioCustomer:
         think: tuple[float, float],
         max_rounds: int = 3,
     ) -> None:
-        self.index = index
+        super().__init__(index, questions, rng, answer_wait=answer_wait, think=think, max_deliveries=max_rounds)
         self.number = phone_number(index)
         self.api = api
         self.url = f"{gateway_url}{MESSAGES_PATH}"  # PUBLIC_BASE_URL + path: what the signature covers
-        self.questions = questions
-        self.rng = rng
-        self.answer_wait = answer_wait
-        self.think = think
-        self.max_rounds = max_rounds
-        self.sent: list[SmsSent] = []
         self.failures: Counter[str] = Counter()  # failed POSTs by kind: an HTTP status or an exception name
-        self._task: asyncio.Task[None] | None = None
 
     @property
     def rounds(self) -> int:
@@ -98,36 +94,18 @@ class TwilioCustomer:
     def posts(self) -> int:
         return sum(m.posts for m in self.sent)
 
-    def start(self, stop_sending: asyncio.Event, max_messages: int) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self._talk(stop_sending, max_messages))
-        return self._task
+    def _write(self, n: int, text: str) -> SmsSent:
+        return SmsSent(self.number, new_sid("SM"), text, n)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def _answer_shown(self, message: SmsSent) -> Callable[[], bool]:
+        # A long answer comes as several SMS, so the customer does not count answers: any SMS arriving after
+        # its question is one (a late answer to an earlier one counts, as a person reads it), once the gateway
+        # has acknowledged the question. Until then an SMS can only be the rest of an earlier answer.
+        seen = len(self.api.messages_to(self.number))
+        return lambda: message.acked and len(self.api.messages_to(self.number)) > seen
 
-    async def _talk(self, stop_sending: asyncio.Event, max_messages: int) -> None:
-        for n in range(max_messages):
-            if stop_sending.is_set():
-                return
-            # Its own offset into the list (not in step with the web chat and Telegram customers), never
-            # the same question twice in a row.
-            text = self.questions[(self.index * 5 + 3 + n) % len(self.questions)]
-            message = SmsSent(self.number, new_sid("SM"), text, n)
-            self.sent.append(message)
-            # A long answer comes as several SMS, so the customer does not count answers: any SMS arriving
-            # after its question is one (a late answer to an earlier one counts, as a person reads it), once the
-            # gateway has the question. Until then an SMS can only be the rest of an earlier answer.
-            seen = len(self.api.messages_to(self.number))
-            for _ in range(self.max_rounds):
-                await self.deliver(message)
-                if await self._wait_for_answer(message, seen, stop_sending):
-                    message.answered = True
-                    break
-                if stop_sending.is_set():
-                    return
-            await asyncio.sleep(self.rng.uniform(*self.think))
+    async def _deliver(self, message: SmsSent, delivery: int) -> None:
+        await self.deliver(message)
 
     async def deliver(self, message: SmsSent) -> bool:
         """One webhook delivery as Twilio makes it: POST, and on any failure retry, same MessageSid. True on a
@@ -150,16 +128,4 @@ class TwilioCustomer:
             if status == 200:
                 return True
             self.failures[str(status)] += 1
-        return False
-
-    async def _wait_for_answer(self, message: SmsSent, seen: int, stop_sending: asyncio.Event) -> bool:
-        """Until the gateway has acknowledged `message` and the number has received an SMS beyond the `seen`
-        it had; False after answer_wait, or once sending stops (the checks then wait for the answer to a
-        stored message)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.answer_wait
-        while loop.time() < deadline and not stop_sending.is_set():
-            if message.acked and len(self.api.messages_to(self.number)) > seen:
-                return True
-            await asyncio.sleep(POLL_SECONDS)
         return False
