@@ -186,9 +186,11 @@ class ChatEvents:
             {"_id": conversation_id, "unreachable": None},
             {"$set": {"unreachable": {"reason": reason, "at": at}}},
         )
+        if conversation is None:
+            return  # already marked (a later failure of the same cause says nothing new)
         log_event(log, "customer_unreachable", logging.WARNING, conversation_id=str(conversation_id), reason=reason)
         # Only a conversation handed off has a thread to say it in.
-        if conversation is not None and conversation.get("handoff"):
+        if conversation.get("handoff"):
             await self._in_thread(conversation, "unreachable", key=str(at.timestamp()), reason=reason)
 
     async def move_chat(self, ref: ConversationRef, new_chat_id: str) -> ConversationRef:

@@ -19,7 +19,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from channels.twilio.contacts import Contacts, template_pending, window_open
-from channels.twilio.errors import OPTED_OUT, WINDOW_CLOSED, delivery_error, meaning
+from channels.twilio.errors import MEANINGS, OPTED_OUT, WINDOW_CLOSED, delivery_error, meaning
 from channels.twilio.settings import TwilioSettings
 from gateway.channel import Capabilities
 from gateway.chat_events import ChatEvents
@@ -69,7 +69,7 @@ class TwilioAdapter:
         state = await self.contacts.get(self.kind, ref.chat_id)
         if state.get("opted_out"):
             # Carriers and Twilio refuse it anyway (21610); saying so here spares a doomed request.
-            raise DeliveryError(meaning(OPTED_OUT) + "; they can text START to hear from us again", unreachable=True)
+            raise DeliveryError(f"{MEANINGS[OPTED_OUT]}; they can text START to hear from us again", unreachable=True)
         if self.kind == "whatsapp" and not window_open(state, utcnow()):
             await self._window_closed(ref, message, state)
         try:
