@@ -36,7 +36,7 @@ async def test_an_sms_question_is_answered_by_sms_with_a_status_callback(
     params = twilio.sms_params(CUSTOMER, SMS_FROM, "How long does delivery take?")
     status, body, headers = await twilio.send_inbound(messages_url(gw), params)
     assert status == 200 and body.strip().endswith("<Response/>") and headers["Content-Type"].startswith("text/xml")
-    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) == 1)
+    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) >= 1)
     sent = twilio.messages_to(CUSTOMER)[0]
     assert sent.from_ == SMS_FROM and "deliver" in (sent.body or "").lower()
     assert sent.status_callback == f"{gw.base_url}/twilio/status"
@@ -83,8 +83,17 @@ async def test_a_redelivered_message_is_stored_and_answered_once(
     params = twilio.sms_params(CUSTOMER, SMS_FROM, "What payment methods do you accept?")
     assert (await twilio.send_inbound(messages_url(gw), params))[0] == 200
     assert (await twilio.send_inbound(messages_url(gw), params))[0] == 200
-    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) == 1)
-    assert await gw.runtime.store.messages.count_documents({"author": "customer"}) == 1
+    store = gw.runtime.store
+    await eventually(lambda: _all_sent(store, "sms"))
+    assert await store.messages.count_documents({"author": "customer"}) == 1
+    assert await store.messages.count_documents({"author": "ai"}) == 1
+    # One reply, sent once (as one SMS per part).
+    assert len(twilio.messages_to(CUSTOMER)) == await store.outbox.count_documents({"channel": "sms"})
+
+
+async def _all_sent(store, channel: str) -> bool:
+    jobs = await store.outbox.find({"channel": channel}).to_list()
+    return bool(jobs) and all(j["state"] == "sent" for j in jobs)
 
 
 async def test_whatsapp_names_the_contact_reads_a_location_and_strips_nul_bytes(
@@ -92,7 +101,7 @@ async def test_whatsapp_names_the_contact_reads_a_location_and_strips_nul_bytes(
 ) -> None:
     gw = await start_twilio(gateway_factory, twilio)
     assert await whatsapp(twilio, gw, CUSTOMER, "Where is my\x00 order?", profile_name="Ana Lima") == 200
-    await eventually(lambda: len(twilio.messages_to(f"whatsapp:{CUSTOMER}")) == 1)
+    await eventually(lambda: len(twilio.messages_to(f"whatsapp:{CUSTOMER}")) >= 1)
     assert twilio.messages_to(f"whatsapp:{CUSTOMER}")[0].from_ == f"whatsapp:{WHATSAPP_FROM}"
     store = gw.runtime.store
     customer = await store.messages.find_one({"author": "customer"})
@@ -155,7 +164,7 @@ async def test_stop_opts_out_start_opts_back_in_and_help_gets_the_help_text(
     state = await store.db["channel_state"].find_one({"_id": f"twilio:sms:{CUSTOMER}"})
     assert state["opted_out"] is False
     assert await sms(twilio, gw, CUSTOMER, "Do you ship to Canada?") == 200
-    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) == 2)
+    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) >= 2)
     # The keywords never reached the AI (nor the conversation): only the two questions did.
     customer_texts = [m["text"] for m in await store.messages.find({"author": "customer"}).to_list()]
     assert customer_texts == ["How long does delivery take?", "Do you ship to Canada?"]
@@ -172,7 +181,7 @@ async def test_a_handoff_round_trip_by_sms_with_a_long_unicode_reply_split_by_se
     conversation = await desk.gateway.runtime.store.conversations.find_one({})
     channel, thread_ts = await desk.card(str(conversation["_id"]))
     assert "SMS" in str(slack.message(channel, thread_ts).blocks)
-    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) == 1)  # told that a person will answer
+    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) >= 1)  # told that a person will answer
     reply = " ".join(f"Schritt {n}: Paket prüfen 📦, Etikett lesen." for n in range(30))
     assert await desk.event(desk.agent_says(channel, thread_ts, "U0DANA", reply)) == 200
 
@@ -288,7 +297,7 @@ async def test_garbage_gets_a_clear_4xx_and_stores_nothing(
     async with gw.http.post(url, data={"Body": "x" * 100_000}) as response:
         assert response.status == 413
     store = gw.runtime.store
-    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) == 1)
+    await eventually(lambda: len(twilio.messages_to(CUSTOMER)) >= 1)
     assert [m["text"] for m in await store.messages.find({"author": "customer"}).to_list()] == [
         "Do you ship to Canada?"
     ]
@@ -302,12 +311,7 @@ async def test_a_twilio_outage_delays_the_reply_and_never_drops_it(
     twilio.fail_next(20429, status=429)
     assert await sms(twilio, gw, CUSTOMER, "How long does delivery take?") == 200
     outbox = gw.runtime.store.outbox
-
-    async def all_sent() -> bool:
-        jobs = await outbox.find({"channel": "sms"}).to_list()
-        return bool(jobs) and all(j["state"] == "sent" for j in jobs)
-
-    await eventually(all_sent)
+    await eventually(lambda: _all_sent(gw.runtime.store, "sms"))
     failed = [c for c in twilio.calls if c.path.endswith("/Messages.json") and c.status >= 400]
     assert len(failed) == 3
     # The reply may go as several SMS (one job each): together they took the three failures.
