@@ -160,8 +160,7 @@ class TwilioChannel:
         sender = Identity(message.channel, message.number, name=message.profile_name)
         chats = self.context.chats
         if message.channel == "whatsapp":
-            state = await self.contacts.get("whatsapp", message.number)
-            await self.contacts.record_inbound("whatsapp", message.number, utcnow())
+            state = await self.contacts.record_inbound("whatsapp", message.number, utcnow())
             if template_pending(state):
                 await chats.wake_deliveries(ref)  # the reply held for the template's answer goes now
         if message.keyword is not None and await self._keyword(message, ref, sender):
@@ -233,10 +232,14 @@ class TwilioChannel:
         number = str(form.get("To") or "").removeprefix("whatsapp:")
         if code == str(OPTED_OUT) and self.contacts is not None and number:
             await self.contacts.set_opted_out(channel, number, True)
-        for _ in range(STATUS_LOOKUPS):
+        # Only a failure is worth waiting for: it must reach the thread. A "sent" that lost the race is
+        # followed by "delivered"; statuses of messages that are not ours (templates) answer at once.
+        lookups = STATUS_LOOKUPS if problem else 1
+        for attempt in range(1, lookups + 1):
             if await self.context.chats.delivery_status(channel, sid, status, problem):
                 break
-            await asyncio.sleep(STATUS_LOOKUP_PAUSE)
+            if attempt < lookups:
+                await asyncio.sleep(STATUS_LOOKUP_PAUSE)
         else:
             log_event(log, "twilio_status_unmatched", logging.DEBUG, status=status)
             return web.Response(status=204)

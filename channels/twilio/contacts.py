@@ -36,10 +36,12 @@ class Contacts:
         )
         return bool((before or {}).get("opted_out", False)) != opted_out
 
-    async def record_inbound(self, channel: str, number: str, at: datetime) -> None:
-        await self.collection.update_one(
+    async def record_inbound(self, channel: str, number: str, at: datetime) -> dict[str, Any]:
+        """Note the customer's message (the window runs from it); returns the state as it was before."""
+        before = await self.collection.find_one_and_update(
             {"_id": self._id(channel, number)}, {"$max": {"last_inbound_at": at}}, upsert=True
         )
+        return before or {}
 
     async def close_window(self, channel: str, number: str) -> None:
         """Twilio said the window is closed (63016): it knows better than our record of it."""
