@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.metrics import classification_report, f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from agent_bridge.ai.escalation import Triage
+from agent_bridge.ai.escalation import Assessment, Triage
 from agent_bridge.ai.knowledge_base import KnowledgeBase
 from agent_bridge.ai.offline import OfflineResponder
 from agent_bridge.ai.rules import load_rules
@@ -327,15 +327,11 @@ def report_wording(classifier: IntentClassifier) -> None:
     by_style: dict[str, list[tuple[bool, bool]]] = {}
     misses = []
     for row, assessment in zip(rows, triage.assess_many(texts), strict=True):
-        reply = None
-        if assessment.trigger is None:
-            reply = scorer.responder.answer(row["text"], assessment.intent, assessment.intent_confidence)
-        decision = triage.decide(assessment, reply)
-        answered = decision.action == "answer" and reply is not None and bool(reply.articles)
-        right = answered and row["intent"] in scorer.covers.get(reply.articles[0].article_id, ())  # type: ignore[union-attr]
-        by_style.setdefault(row["style"], []).append((answered, right))
+        article = scorer.answered_from(triage, row["text"], assessment)
+        right = article is not None and row["intent"] in scorer.covers.get(article, ())
+        by_style.setdefault(row["style"], []).append((article is not None, right))
         if not right:
-            where = reply.articles[0].article_id if answered else decision.reason  # type: ignore[union-attr]
+            where = article or triage.decide(assessment, None).reason
             guess = f"{assessment.intent} {assessment.intent_confidence:.2f}"
             misses.append(f"{row['intent']} -> {guess}, {where}: {row['text']}")
     everything = [o for outcomes in by_style.values() for o in outcomes]
@@ -356,11 +352,8 @@ def report_off_topic_answers(classifier: IntentClassifier) -> None:
     for name, texts in ((f"off-topic ({len(OFF_TOPIC)})", OFF_TOPIC), ("gibberish (40)", gibberish())):
         answered = []
         for text, assessment in zip(texts, triage.assess_many(texts), strict=True):
-            reply = None
-            if assessment.trigger is None:
-                reply = scorer.responder.answer(text, assessment.intent, assessment.intent_confidence)
-            if triage.decide(assessment, reply).action == "answer" and reply is not None and reply.articles:
-                answered.append(f"{text!r} -> {reply.articles[0].article_id}")
+            if (article := scorer.answered_from(triage, text, assessment)) is not None:
+                answered.append(f"{text!r} -> {article}")
         print(f"{name}: answered from an article {len(answered)}/{len(texts)}")
         for line in answered:
             print(f"    {line}")
@@ -474,7 +467,7 @@ class AnswerScore:
         self.covers = self.responder.knowledge_base.article_intents
         covered = set().union(*self.covers.values())
         self.covered = frozenset(covered)
-        self.outcomes: dict[str, list[tuple[str, str, str | None]]] = {"with intent": [], "retrieval only": []}
+        self.outcomes: dict[str, list[tuple[str, str | None]]] = {"with intent": [], "retrieval only": []}
 
     def score(
         self, classifier: IntentClassifier, texts: Sequence[str], truth: Sequence[str], variant: str = ""
@@ -487,33 +480,30 @@ class AnswerScore:
             self.outcomes.setdefault(mode, [])
         for (text, intent), assessment in zip(rows, triage.assess_many([t for t, _ in rows]), strict=True):
             for mode in modes:
-                outcomes = self.outcomes[mode]
-                reply = None
-                if assessment.trigger is None:
-                    if mode.startswith("with intent"):
-                        reply = self.responder.answer(text, assessment.intent, assessment.intent_confidence)
-                    else:
-                        reply = self.responder.answer(text)
-                decision = triage.decide(assessment, reply)
-                article = (
-                    reply.articles[0].article_id if reply and reply.articles and decision.action == "answer" else None
-                )
-                outcomes.append((intent, decision.action, article))
+                article = self.answered_from(triage, text, assessment, use_intent=mode.startswith("with intent"))
+                self.outcomes[mode].append((intent, article))
+
+    def answered_from(self, triage: Triage, text: str, assessment: Assessment, use_intent: bool = True) -> str | None:
+        """The whole turn: the article the AI answers `text` from, or None when it hands off (or answers
+        with no article, which only small talk does)."""
+        reply = None
+        if assessment.trigger is None:
+            intent = (assessment.intent, assessment.intent_confidence) if use_intent else (None, 0.0)
+            reply = self.responder.answer(text, *intent)
+        if triage.decide(assessment, reply).action != "answer" or reply is None or not reply.articles:
+            return None
+        return reply.articles[0].article_id
 
     def report(self) -> None:
         print(f"\n### Answers on intents an article covers ({len(self.covered)} intents)")
-        print("mode | questions | answer rate | answer precision | answered without an article")
+        print("mode | questions | answer rate | answer precision")
         print("(profanity and shouting variants hand off by design: swearing and shouting are handoff triggers)")
         for mode, outcomes in self.outcomes.items():
-            answered = [(i, a) for i, action, a in outcomes if action == "answer"]
-            from_article = [(i, a) for i, a in answered if a is not None]
-            right = sum(1 for i, a in from_article if i in self.covers.get(a, ()))
+            answered = [(i, a) for i, a in outcomes if a is not None]
+            right = sum(1 for i, a in answered if i in self.covers.get(a, ()))
             rate = len(answered) / len(outcomes) if outcomes else 0.0
-            precision = right / len(from_article) if from_article else 0.0
-            print(
-                f"{mode} | {len(outcomes)} | {rate:.2%} | {precision:.2%} ({right}/{len(from_article)}) | "
-                f"{len(answered) - len(from_article)}"
-            )
+            precision = right / len(answered) if answered else 0.0
+            print(f"{mode} | {len(outcomes)} | {rate:.2%} | {precision:.2%} ({right}/{len(answered)})")
 
 
 def cross_validate(rows: Sequence[tuple[str, str, str]], folds: int, seed: int) -> dict[str, Scored]:
