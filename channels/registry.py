@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from channels.email.plugin import EMAIL
 from channels.telegram.plugin import TELEGRAM
 from channels.twilio.plugin import TWILIO
 from channels.webchat.plugin import WEBCHAT
 from gateway.channel import ChannelSpec
 
-CHANNELS: tuple[ChannelSpec, ...] = (WEBCHAT, TELEGRAM, TWILIO)
+CHANNELS: tuple[ChannelSpec, ...] = (WEBCHAT, TELEGRAM, TWILIO, EMAIL)

@@ -82,7 +82,7 @@ def load_channels(
         from channels.registry import CHANNELS
 
         specs = CHANNELS
-    prefixes = tuple(str(spec.settings.model_config.get("env_prefix", "")).lower() for spec in specs)
+    prefixes = tuple(prefix for spec in specs for prefix in spec.env_prefixes)
     if unknown := [k for k in overrides or {} if not k.lower().startswith(prefixes)]:
         raise ValueError(f"settings no channel reads: {unknown}")  # a typo would otherwise pass silently
     plugins = {}

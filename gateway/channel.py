@@ -95,6 +95,14 @@ class ChannelSpec:
     describe: Callable[[Any, Settings], str | None]
     build: Callable[[Any, Settings], ChannelPlugin | None]
     not_configured: str
+    # The env prefixes the channel's settings use, when not its settings class's one `env_prefix`
+    # (email's read EMAIL_, SMTP_ and IMAP_ variables, by their full names).
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def env_prefixes(self) -> tuple[str, ...]:
+        own = str(self.settings.model_config.get("env_prefix", "")).lower()
+        return tuple(p.lower() for p in self.prefixes) or (own,)
 
     def read(self, core: Settings | None, overrides: Mapping[str, Any] | None = None, env_file: Any = None) -> Any:
         """This channel's settings: environment, then the env file, then defaults. The env file is the
@@ -103,7 +111,11 @@ class ChannelSpec:
         `overrides` holds values by their full lower-case env name (`webchat_max_text`), as tests pass them.
         """
         prefix = str(self.settings.model_config.get("env_prefix", "")).lower()
-        values = {k.removeprefix(prefix): v for k, v in (overrides or {}).items() if k.lower().startswith(prefix)}
+        values = {
+            k.lower().removeprefix(prefix): v
+            for k, v in (overrides or {}).items()
+            if k.lower().startswith(self.env_prefixes)
+        }
         source = core.source_env_file if core is not None else env_file
         try:
             return self.settings(_env_file=source, **values)  # type: ignore[call-arg]

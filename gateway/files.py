@@ -314,6 +314,19 @@ class FileStore:
             file_id=file_id,
         )
 
+    async def keep_original(self, data: bytes, *, name: str, content_type: str, source: str) -> str:
+        """Store bytes exactly as a provider handed them over (a whole mail), unchecked: a record for
+        people to open, never shown to the AI. The caller bounds the size. Returns the file id."""
+        metadata = {
+            "conversation_id": "",
+            "source": source,
+            "content_type": content_type,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "original": True,
+        }
+        oid = await self.bucket.upload_from_stream(safe_name(name), data, metadata=metadata)
+        return str(oid)
+
     async def describe(self, file_id: str) -> dict[str, Any] | None:
         """The stored file's document (filename, length, metadata), without its bytes."""
         oid = _object_id(file_id)

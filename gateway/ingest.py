@@ -239,6 +239,8 @@ class Ingest:
             client_msg_id=inbound.client_msg_id,
             attachments=[a.to_doc() for a in inbound.attachments],
         )
+        if inbound.origin:
+            message["origin"] = {**inbound.origin, **message["origin"]}
         if inbound.reply_to_provider_id:
             quoted = await self.store.message_for_provider_id(inbound.ref.channel, inbound.reply_to_provider_id)
             if quoted is not None:

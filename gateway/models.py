@@ -82,6 +82,9 @@ class InboundMessage:
     received_at: datetime | None = None
     # The provider's id of an earlier message this one replies to (Telegram's reply_to_message).
     reply_to_provider_id: str = ""
+    # What else the channel records about where the message came from (an email's subject, sender and
+    # stored original), kept in the message's `origin` beside the channel and provider id.
+    origin: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

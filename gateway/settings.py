@@ -240,7 +240,7 @@ def describe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         shown = error.get("input")
         # Never echo secrets back into a terminal or log.
-        if any(word in name for word in ("SECRET", "KEY", "TOKEN", "URI")):
+        if any(word in name for word in ("SECRET", "KEY", "TOKEN", "URI", "PASSWORD")):
             shown = None
         problems.append(
             redact_url_credentials(f"{name}: {message}" + (f" (got {shown!r})" if isinstance(shown, str | int) else ""))

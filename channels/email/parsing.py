@@ -70,6 +70,7 @@ class ParsedMail:
     notes: tuple[str, ...]
     auto: AutoKind | None
     bounced_message_ids: tuple[str, ...]
+    delivery_status: str = ""  # a bounce's message/delivery-status fields, as text
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
@@ -150,7 +151,20 @@ def _parse(raw: bytes) -> ParsedMail:
         notes=tuple(notes.items),
         auto=auto,
         bounced_message_ids=bounced,
+        delivery_status="\n\n".join(walk.delivery_status),
     )
+
+
+def _status_text(part: Message) -> str:
+    """A delivery-status part's header blocks as text (the email package parses them as sub-messages)."""
+    try:
+        if part.is_multipart():
+            return "\n\n".join(
+                str(block.as_string(policy=policy.default.clone(refold_source="none"))) for block in part.get_payload()
+            )
+        return decode_bytes(mime_payload(part), "utf-8", Notes(), "delivery status")
+    except Exception:
+        return ""
 
 
 # -- bodies -------------------------------------------------------------------------------------------
@@ -205,6 +219,7 @@ class _Walk:
         self.notes = notes
         self.files = Attachments(notes)
         self.embedded_ids: list[str] = []
+        self.delivery_status: list[str] = []  # the per-recipient fields of a bounce (RFC 3464)
         self._defect_places: dict[str, list[str]] = {}
 
     def visit(
@@ -255,6 +270,8 @@ class _Walk:
                 resource = ctype == "multipart/related" and n > 1
                 pieces += self.visit(child, f"{sub}{n}", depth + 1, report=in_report, resource=resource)
             return pieces
+        if ctype == "message/delivery-status":
+            self.delivery_status.append(_status_text(part))
         if report:
             return []
         if part.is_multipart():  # message/delivery-status, message/partial: a list of header blocks
