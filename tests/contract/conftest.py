@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from channels.registry import CHANNELS
-from tests.contract.drivers import ChannelDriver, TelegramDriver, TwilioDriver, WebchatDriver
+from tests.contract.drivers import ChannelDriver, EmailDriver, TelegramDriver, TwilioDriver, WebchatDriver
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi
+from tests.integration.email_desk import mail_certs  # noqa: F401  (fixture)
 from tests.integration.slack_desk import routing_file, slack  # noqa: F401  (fixtures)
 from tests.integration.telegram_bot import TOKEN
 
@@ -29,6 +30,8 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[ChannelDriver]
     elif request.param in ("sms", "whatsapp"):
         fake = await FakeTwilioApi().start()
         made = TwilioDriver(fake, request.param)
+    elif request.param == "email":
+        made = EmailDriver(request.getfixturevalue("mail_certs"))
     else:
         pytest.fail(f"channel {request.param!r} is registered but has no contract driver in tests/contract/drivers.py")
     yield made

@@ -23,9 +23,12 @@ from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.telegram_updates import text_update
 from tests.fakes.twilio_api import FakeTwilioApi
 from tests.helpers import eventually
+from tests.integration.email_desk import CUSTOMER, customer_mail, post_mail, start_email_desk
 from tests.integration.slack_desk import Desk, start_desk
 from tests.integration.telegram_bot import start_webhook_desk
 from tests.integration.twilio_phone import SMS_FROM, WHATSAPP_FROM, messages_url, start_twilio_desk
+from tests.mailservers.certs import MailCerts
+from tests.mailservers.smtp import SmtpServer
 
 
 @dataclass
@@ -234,3 +237,52 @@ class TwilioDriver:
 
     async def close(self) -> None:
         pass
+
+
+class EmailDriver:
+    """Mail posted to /email/inbound as a forwarding provider would; replies caught by a real SMTP server."""
+
+    name = "email"
+    max_text = 100_000
+    units: Units = "chars"
+
+    def __init__(self, certs: MailCerts) -> None:
+        self.certs = certs
+        self.smtp = SmtpServer(certs, mode="starttls").start()
+        self.gateway: RunningGateway | None = None
+
+    async def start(self, gateway_factory: GatewayFactory, slack: FakeSlackApi, routing_file: Path) -> Desk:
+        desk = await start_email_desk(gateway_factory, slack, routing_file, self.smtp, self.certs)
+        self.gateway = desk.gateway
+        return desk
+
+    async def customer_says(self, text: str, key: int) -> str:
+        assert self.gateway is not None and self.gateway.runtime.store is not None
+        # One subject, no thread headers: every mail joins the customer's conversation by sender and subject.
+        raw = customer_mail(text, subject="My order", message_id=f"<m{key}@customer.example>")
+        status, body = await post_mail(self.gateway, raw)
+        assert status == 200, (status, body)
+        conversation = await self.gateway.runtime.store.conversations.find_one({"ref.chat_id": CUSTOMER})
+        assert conversation is not None
+        return str(conversation["_id"])
+
+    async def forge(self, text: str) -> int:
+        assert self.gateway is not None
+        status, _body = await post_mail(self.gateway, customer_mail(text), secret="forged-secret")
+        return status
+
+    async def received(self) -> list[Received]:
+        shown = []
+        for mail in self.smtp.mails_to(CUSTOMER):
+            body = mail.message.get_body(("plain",))
+            text = body.get_content() if body is not None else ""
+            files = [str(part.get_filename()) for part in mail.message.iter_attachments()]
+            shown.append(Received(text.replace("\r\n", "\n").removesuffix("\n"), files))
+        return shown
+
+    async def refuse_everything(self) -> bool:
+        self.smtp.refuse(CUSTOMER, 550, "5.1.1 User unknown")
+        return True
+
+    async def close(self) -> None:
+        self.smtp.stop()

@@ -18,7 +18,6 @@ from tests.integration.email_desk import (
     customer_mail,
     post_mail,
     reply_to,
-    start_email,
     start_email_desk,
 )
 from tests.integration.slack_desk import PNG, texts
