@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
+from email.headerregistry import Address
 
 from channels.email.compose import OutgoingFile, compose, message_id
 from channels.email.settings import EmailSettings
@@ -64,7 +65,7 @@ class EmailAdapter:
         mail_id = message_id(f"{ref.key}\n{digest}", self.settings.domain)
         to_name = str(thread.get("to_name") or "")
         mail = compose(
-            sender=self.settings.sender,
+            sender=self._sender(message),
             to=f'"{to_name}" <{recipient}>' if to_name and '"' not in to_name else recipient,
             subject=str(thread.get("subject") or DEFAULT_SUBJECT),
             text=text,
@@ -84,6 +85,15 @@ class EmailAdapter:
             log.warning("email_thread_not_updated", exc_info=True)
         log_event(log, "email_sent", author=message.author, files=len(files))
         return SendResult(provider_message_id=bare)
+
+    def _sender(self, message: OutboundMessage) -> Address:
+        """EMAIL_FROM; an agent's reply shows who wrote it ("Dana (Shop Support)"), from the same address,
+        as help desks do, so the customer knows a person answered."""
+        sender = self.settings.sender
+        if message.author != "agent" or not message.agent_name:
+            return sender
+        team = sender.display_name or sender.domain
+        return Address(display_name=f"{message.agent_name} ({team})", addr_spec=sender.addr_spec)
 
     async def _files(self, message: OutboundMessage) -> tuple[list[OutgoingFile], tuple]:
         """Agents' files attached, up to MAX_ATTACHED_BYTES together; the rest as links."""

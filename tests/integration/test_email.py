@@ -168,6 +168,7 @@ async def test_an_email_handoff_round_trip_mail_in_slack_card_agent_reply_mail_o
     assert "replacement is on its way" in _text(reply)
     assert reply["In-Reply-To"] == "<damaged@customer.example>" and reply["Subject"] == "Re: Damaged order"
     assert reply["Auto-Submitted"] is None  # a person wrote it
+    assert reply["From"].addresses[0].addr_spec == SUPPORT and "(Shop Support)" in str(reply["From"])
     assert [a.get_filename() for a in reply.iter_attachments()] == ["label.png"]
     # The customer answers the agent: it lands in the same Slack thread.
     assert (await post_mail(desk.gateway, reply_to(reply, "Thank you, that is great")))[0] == 200
