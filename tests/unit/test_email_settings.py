@@ -65,9 +65,7 @@ def test_passwords_are_never_echoed_in_a_settings_error() -> None:
     assert "not" not in str(error.value.problems)
 
 
-def test_settings_come_from_the_env_file_by_their_full_names(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_settings_come_from_the_env_file_by_their_full_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = tmp_path / "gateway.env"
     env.write_text("EMAIL_FROM=help@shop.example\nSMTP_HOST=relay.shop.example\nEMAIL_INBOUND_SECRET=x\n")
     monkeypatch.setenv("GATEWAY_ENV_FILE", str(env))
@@ -76,11 +74,15 @@ def test_settings_come_from_the_env_file_by_their_full_names(
     assert line.startswith("from help@shop.example; sends via relay.shop.example:587")
 
 
+def _refused(code: int, text: str) -> aiosmtplib.SMTPRecipientRefused:
+    return aiosmtplib.SMTPRecipientRefused(code, text, "dana@customer.example")
+
+
 @pytest.mark.parametrize(
     ("error", "retried", "words"),
     [
-        (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "5.1.1 unknown", "a@b")]), False, "550"),
-        (aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "4.2.0 busy", "a@b")]), True, "450"),
+        (aiosmtplib.SMTPRecipientsRefused([_refused(550, "5.1.1 unknown")]), False, "550"),
+        (aiosmtplib.SMTPRecipientsRefused([_refused(450, "4.2.0 busy")]), True, "450"),
         (aiosmtplib.SMTPDataError(451, "4.3.0 try later"), True, "deferred"),
         (aiosmtplib.SMTPDataError(554, "5.7.1 rejected as spam"), False, "refused the mail"),
         (aiosmtplib.SMTPAuthenticationError(535, "5.7.8 bad credentials"), True, "refused our login"),
