@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format bench bench-smoke chaos lock browser clean check-config
+.PHONY: run test lint format bench bench-smoke chaos lock browser mailserver clean check-config
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
@@ -23,7 +23,10 @@ check-config: $(STAMP)
 browser:
 	@scripts/ensure-chromium.sh
 
-test: $(STAMP) browser
+mailserver:
+	@scripts/ensure-dovecot.sh
+
+test: $(STAMP) browser mailserver
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

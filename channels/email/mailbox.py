@@ -32,6 +32,8 @@ log = logging.getLogger("channels.email.mailbox")
 IDLE_SECONDS = 25 * 60
 COMMAND_TIMEOUT = 60.0
 RETRY_MAX_SECONDS = 120.0
+# How often a waiting IDLE checks that its connection is still there (a local check, no traffic).
+LIVENESS_SECONDS = 2.0
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]")
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
@@ -68,6 +70,7 @@ class Mailbox:
         self.key = f"email-imap:{where}"
         self._task: asyncio.Task[None] | None = None
         self._client: aioimaplib.IMAP4 | None = None
+        self._lost = asyncio.Event()
         # Whether the last session got as far as reading the folder: what /readyz-style checks and tests read.
         self.connected = asyncio.Event()
 
@@ -78,12 +81,12 @@ class Mailbox:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await asyncio.wait_for(self._task, 10)
         await self._logout()
 
     async def _logout(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
+        if client is not None and not self._lost.is_set():
             with contextlib.suppress(Exception):
                 if client.has_pending_idle():
                     client.idle_done()
@@ -113,12 +116,16 @@ class Mailbox:
     async def _connect(self) -> aioimaplib.IMAP4:
         s = self.settings
         assert s.imap_host is not None and s.imap_username is not None and s.imap_password is not None
-        if s.imap_tls == "tls":
-            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
-                s.imap_host, s.imap_port_used, timeout=COMMAND_TIMEOUT, ssl_context=s.tls_context()
-            )
-        else:
-            client = aioimaplib.IMAP4(s.imap_host, s.imap_port_used, timeout=COMMAND_TIMEOUT)
+        self._lost = asyncio.Event()
+        # The base class with an SSL context rather than IMAP4_SSL: only the base takes conn_lost_cb, and a
+        # dropped connection must end the session (aioimaplib would otherwise wait on it forever in IDLE).
+        client = aioimaplib.IMAP4(
+            s.imap_host,
+            s.imap_port_used,
+            timeout=COMMAND_TIMEOUT,
+            conn_lost_cb=lambda exc: self._lost.set(),
+            ssl_context=s.tls_context() if s.imap_tls == "tls" else None,
+        )
         self._client = client
         await client.wait_hello_from_server()
         if s.imap_tls == "starttls":
@@ -132,7 +139,8 @@ class Mailbox:
         protocol = client.protocol
         if "STARTTLS" not in protocol.capabilities:
             raise ImapError("STARTTLS: the server does not offer it (set IMAP_TLS=tls for port 993)")
-        _ok(await asyncio.wait_for(protocol.simple_command("STARTTLS"), COMMAND_TIMEOUT), "STARTTLS")
+        command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+        _ok(await asyncio.wait_for(protocol.execute(command), COMMAND_TIMEOUT), "STARTTLS")
         loop = asyncio.get_running_loop()
         transport = await loop.start_tls(
             protocol.transport, protocol, self.settings.tls_context(), server_hostname=self.settings.imap_host
@@ -155,22 +163,42 @@ class Mailbox:
                 await self._idle(client)
             else:
                 await asyncio.sleep(self.settings.imap_poll_seconds)
+                if self._lost.is_set():
+                    raise ImapError("the server closed the connection")
                 _ok(await client.noop(), "NOOP")
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
-        """Wait for the server to say something changed (EXISTS), or IDLE_SECONDS, whichever first."""
+        """Wait for the server to say mail arrived (EXISTS), or IDLE_SECONDS, whichever first. A connection
+        that drops or a server that says BYE (shutting down, or the folder rebuilt under it) ends the session."""
         waiting = await client.idle_start(timeout=IDLE_SECONDS)
+        queue = client.protocol.idle_queue
+        # One get() kept across the liveness checks: cancelling a queue.get() can lose what it was handed.
+        getter = asyncio.ensure_future(queue.get())
         try:
             while True:
-                pushed = await client.wait_server_push(timeout=IDLE_SECONDS + 60)
-                if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH or any(
-                    b"EXISTS" in bytes(line) for line in pushed if isinstance(line, bytes | bytearray)
-                ):
-                    break
+                done, _ = await asyncio.wait({getter}, timeout=LIVENESS_SECONDS)
+                if self._lost.is_set():
+                    raise ImapError("the server closed the connection")
+                if not done:
+                    continue
+                pushed = getter.result()
+                if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                    return
+                lines = [bytes(line) for line in pushed if isinstance(line, bytes | bytearray)]
+                if any(b"BYE" in line for line in lines):
+                    raise ImapError("the server ended the session: " + b" ".join(lines).decode("utf-8", "replace"))
+                if any(b"EXISTS" in line for line in lines):
+                    return
+                getter = asyncio.ensure_future(queue.get())
         finally:
-            client.idle_done()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiting, COMMAND_TIMEOUT)
+            getter.cancel()
+            with contextlib.suppress(Exception):
+                client.idle_done()
+            # The DONE's answer, unless the connection is gone (a server that said BYE closes it next).
+            # asyncio.wait, not wait_for: neither waiting nor a cancellation of this task is swallowed.
+            lost = asyncio.ensure_future(self._lost.wait())
+            await asyncio.wait({waiting, lost}, timeout=COMMAND_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+            lost.cancel()
 
     # the mail
 

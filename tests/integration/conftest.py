@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes.http_channel import HttpTestChannel
 from tests.fakes.provider import FakeProvider
-from tests.integration.email_desk import email_gateway, mail_certs, smtp  # noqa: F401
+from tests.integration.email_desk import dovecot, email_gateway, mail_certs, smtp  # noqa: F401
 from tests.integration.slack_desk import desk, routing_file, slack  # noqa: F401  (fixtures for every module here)
 from tests.integration.telegram_bot import telegram  # noqa: F401
 from tests.integration.twilio_phone import twilio  # noqa: F401

@@ -8,7 +8,7 @@ Registered for tests/integration and tests/contract by their conftest files.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -22,6 +22,7 @@ from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.slack_api import FakeSlackApi
 from tests.integration.slack_desk import Desk, start_desk
 from tests.mailservers.certs import MailCerts, make_certs
+from tests.mailservers.dovecot import Dovecot
 from tests.mailservers.smtp import SmtpServer
 
 SUPPORT = "support@shop.example"
@@ -40,6 +41,26 @@ def smtp(mail_certs: MailCerts) -> Iterator[SmtpServer]:
     server = SmtpServer(mail_certs, mode="starttls").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def dovecot(tmp_path: Path, mail_certs: MailCerts) -> AsyncIterator[Dovecot]:
+    server = Dovecot(tmp_path / "dovecot", mail_certs)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def imap_settings(server: Dovecot, *, tls: str = "tls", **overrides: Any) -> dict[str, Any]:
+    """Read `server`'s INBOX: over implicit TLS by default, or STARTTLS on the plain port."""
+    return {
+        "imap_host": "localhost",  # the name on the tests' certificate
+        "imap_port": server.tls_port if tls == "tls" else server.port,
+        "imap_tls": tls,
+        "imap_username": server.user,
+        "imap_password": server.password,
+        **overrides,
+    }
 
 
 def email_settings(smtp: SmtpServer, certs: MailCerts, **overrides: Any) -> dict[str, Any]:
