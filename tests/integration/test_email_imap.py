@@ -4,6 +4,7 @@ away. Replies go to the real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
+from email.message import EmailMessage
 from typing import Any
 
 from channels.email.channel import EmailChannel
@@ -129,3 +130,24 @@ async def test_a_wrong_password_is_retried_and_logged_never_a_crash(
     await eventually(lambda: any("imap_failed" in r.getMessage() for r in caplog.records), timeout=20)
     async with gateway.http.get(f"{gateway.base_url}/readyz") as response:
         assert response.status == 200
+
+
+async def test_a_mail_over_email_max_mb_is_stored_from_its_headers_with_a_note_and_kept_in_the_mailbox(
+    gateway_factory: GatewayFactory, smtp: SmtpServer, mail_certs: MailCerts, dovecot: Dovecot
+) -> None:
+    gateway = await _start(gateway_factory, smtp, mail_certs, dovecot, email_max_mb=0.05)
+    mail = EmailMessage()
+    mail["From"] = "Dana <dana@customer.example>"
+    mail["To"] = "support@shop.example"
+    mail["Subject"] = "Scans of my invoice"
+    mail["Message-ID"] = "<scans@customer.example>"
+    mail.set_content("Please see the scans attached.")
+    mail.add_attachment(b"%PDF-1.4\n" + b"0" * 200_000, maintype="application", subtype="pdf", filename="scan.pdf")
+    uid = await dovecot.deliver(mail.as_bytes())
+    await eventually(lambda: _last_uid_is(gateway, uid), timeout=20)
+    store = gateway.runtime.store
+    assert store is not None
+    stored = await store.messages.find_one({"author": "customer"})
+    assert stored["text"].startswith("Scans of my invoice")
+    assert "over the 51 KB limit" in stored["text"] and "still in the mailbox" in stored["text"]
+    assert "\\Seen" in await dovecot.flags(uid) and await dovecot.message_count() == 1
