@@ -59,6 +59,8 @@ class EmailChannel:
     def add_routes(self, app: web.Application) -> None:
         if self.settings.inbound_secret:
             app.router.add_post(INBOUND_PATH, self.inbound)
+            # Mailgun posts the raw mail (body-mime) only to a URL that ends in "mime".
+            app.router.add_post(f"{INBOUND_PATH}/mime", self.inbound)
 
     async def start(self, context: ChannelContext) -> None:
         self.context = context

@@ -138,7 +138,7 @@ async def post_mail(
     headers = {}
     if secret is not None:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
-    url = f"{gateway.base_url}/email/inbound"
+    url = f"{gateway.base_url}/email/inbound" + ("/mime" if form == "body-mime" else "")
     if form:
         data = aiohttp.FormData()
         data.add_field("from", "someone")  # the providers' parsed fields come along; only the raw mail counts
