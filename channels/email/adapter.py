@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import ssl
+from email.errors import MessageError
 from email.headerregistry import Address
+from email.message import EmailMessage
+from typing import Any
 
 from channels.email.compose import OutgoingFile, compose, message_id
 from channels.email.settings import EmailSettings
@@ -63,10 +66,32 @@ class EmailAdapter:
         text = "\n\n".join(t for t in (message.text, file_links(links)) if t)
         digest = hashlib.sha256(f"{message.message_id}\n{message.seq}\n{text}".encode()).hexdigest()
         mail_id = message_id(f"{ref.key}\n{digest}", self.settings.domain)
-        to_name = str(thread.get("to_name") or "")
-        mail = compose(
+        try:
+            mail = self._compose(message, thread, recipient, text, mail_id, files)
+        except (ValueError, TypeError, IndexError, MessageError) as exc:  # what the email package refuses
+            raise DeliveryError(f"the reply could not be written as a mail: {exc}"[:300], permanent=True) from exc
+        await send_mail(self.settings, mail, recipient, self.tls)
+        bare = mail_id.strip("<>")
+        try:
+            await self.threads.sent(ref, bare)
+        except Exception:  # the mail went; a lost link only shortens the next reply's References
+            log.warning("email_thread_not_updated", exc_info=True)
+        log_event(log, "email_sent", author=message.author, files=len(files))
+        return SendResult(provider_message_id=bare)
+
+    def _compose(
+        self,
+        message: OutboundMessage,
+        thread: dict[str, Any],
+        recipient: str,
+        text: str,
+        mail_id: str,
+        files: list[OutgoingFile],
+    ) -> EmailMessage:
+        to_name = " ".join(str(thread.get("to_name") or "").split())
+        return compose(
             sender=self._sender(message),
-            to=f'"{to_name}" <{recipient}>' if to_name and '"' not in to_name else recipient,
+            to=Address(display_name=to_name, addr_spec=recipient) if to_name else recipient,
             subject=str(thread.get("subject") or DEFAULT_SUBJECT),
             text=text,
             msg_id=mail_id,
@@ -77,14 +102,6 @@ class EmailAdapter:
             automatic=message.author in ("ai", "system"),
             date=message.created_at,
         )
-        await send_mail(self.settings, mail, recipient, self.tls)
-        bare = mail_id.strip("<>")
-        try:
-            await self.threads.sent(ref, bare)
-        except Exception:  # the mail went; a lost link only shortens the next reply's References
-            log.warning("email_thread_not_updated", exc_info=True)
-        log_event(log, "email_sent", author=message.author, files=len(files))
-        return SendResult(provider_message_id=bare)
 
     def _sender(self, message: OutboundMessage) -> Address:
         """EMAIL_FROM; an agent's reply shows who wrote it ("Dana (Shop Support)"), from the same address,

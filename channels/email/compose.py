@@ -74,7 +74,7 @@ def text_to_html(text: str) -> str:
 def compose(
     *,
     sender: Address,
-    to: str,
+    to: str | Address,
     subject: str,
     text: str,
     msg_id: str,
