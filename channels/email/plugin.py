@@ -51,8 +51,9 @@ def describe(settings: EmailSettings, core: Settings) -> str | None:
     ]
     if settings.imap_enabled:
         done = f"moved to {settings.imap_processed_folder}" if settings.imap_processed_folder else "flagged read"
+        server = f"{settings.imap_host}:{settings.imap_port_used}"
         parts.append(
-            f"reads {settings.imap_username}@{settings.imap_host}:{settings.imap_port_used} {settings.imap_folder} "
+            f"reads {settings.imap_folder} of {settings.imap_username} on {server} "
             f"({settings.imap_tls}; IDLE, else every {settings.imap_poll_seconds:g} s; processed mail {done})"
         )
     if settings.inbound_secret:

@@ -30,7 +30,7 @@ def test_not_configured_until_email_from_is_set() -> None:
 def test_check_config_says_how_mail_goes_out_and_comes_in() -> None:
     line = report(**BASE, **IMAP, email_inbound_secret="s3cret", smtp_username="u", smtp_password="p")
     assert line.startswith("from Shop Support <Support@Shop.example>; sends via smtp.shop.example:587 (starttls as u)")
-    assert "reads support@shop.example@imap.shop.example:993 INBOX (tls; IDLE, else every 60 s" in line
+    assert "reads INBOX of support@shop.example on imap.shop.example:993 (tls; IDLE, else every 60 s" in line
     assert "processed mail flagged read" in line
     assert line.endswith("forwarded mail at https://help.example.com/email/inbound")
     moved = report(**BASE, **IMAP, imap_processed_folder="Done", smtp_tls="tls")
