@@ -28,6 +28,11 @@ DATA = Path(__file__).parent.parent / "data" / "email"
 HANDOFF = "I want to talk to a human please"
 
 
+def bounce_of(ours: EmailMessage) -> bytes:
+    """A Postfix bounce (tests/data/email/dsn_bounce.eml) of one of our mails: 550 5.1.1, user unknown."""
+    return (DATA / "dsn_bounce.eml").read_bytes().replace(b"<reply-1@support.example.com>", ours["Message-ID"].encode())
+
+
 def _text(mail: EmailMessage) -> str:
     part = mail.get_body(("plain",))
     assert part is not None
@@ -120,11 +125,7 @@ async def test_autoreplies_lists_our_own_mail_and_bounces_are_recorded_and_never
     for raw in software:
         status, body = await post_mail(email_gateway, raw)
         assert status == 200 and "stored" not in body, body
-    bounce = (
-        (DATA / "dsn_bounce.eml")
-        .read_bytes()
-        .replace(b"<reply-1@support.example.com>", str(ours.message["Message-ID"]).encode())
-    )
+    bounce = bounce_of(ours.message)
     assert await post_mail(email_gateway, bounce) == (200, '{"status": "bounce"}')
     store = email_gateway.runtime.store
     kinds = sorted(d["kind"] for d in await store.db["email_received"].find({}).to_list())
@@ -177,11 +178,7 @@ async def test_an_email_handoff_round_trip_mail_in_slack_card_agent_reply_mail_o
     assert (await post_mail(desk.gateway, reply_to(reply, "Thank you, that is great")))[0] == 200
     await eventually(lambda: "that is great" in texts(slack.thread(channel, thread_ts)))
     # The agent's mail bounces: the thread says so.
-    bounce = (
-        (DATA / "dsn_bounce.eml")
-        .read_bytes()
-        .replace(b"<reply-1@support.example.com>", str(reply["Message-ID"]).encode())
-    )
+    bounce = bounce_of(reply)
     assert (await post_mail(desk.gateway, bounce))[0] == 200
     await eventually(lambda: "bounced" in texts(slack.thread(channel, thread_ts)))
 
