@@ -37,6 +37,8 @@ log = logging.getLogger("channels.email")
 
 Outcome = Literal["stored", "duplicate", "auto_reply", "bounce", "list", "own"]
 AUTO_NOTE_CHARS = 300
+# What of a mail's text is stored as the message; the whole mail is kept as the original file.
+MAX_TEXT_CHARS = 100_000
 
 
 class EmailChannel:
@@ -125,6 +127,9 @@ class EmailChannel:
         text = mail.visible_text
         if found is None and mail.subject and not text.startswith(mail.subject):
             text = f"{mail.subject}\n\n{text}".strip()  # a first mail's subject is often the question itself
+        if len(text) > MAX_TEXT_CHARS:
+            # A message is one database document (16 MB at most) and the AI reads it whole.
+            text = text[:MAX_TEXT_CHARS].rstrip() + f"\n[The mail's text was cut at {MAX_TEXT_CHARS:,} characters]"
         text = "\n".join(t for t in (text, *notes) if t)
         # The thread is noted first: the AI's reply, sent as soon as the message is stored, answers this mail.
         await self.threads.received(ref, mail)

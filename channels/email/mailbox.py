@@ -22,6 +22,7 @@ from typing import Any
 
 import aioimaplib
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure
 
 from channels.email.settings import EmailSettings
 from gateway.logs import log_event
@@ -34,6 +35,8 @@ COMMAND_TIMEOUT = 60.0
 RETRY_MAX_SECONDS = 120.0
 # How often a waiting IDLE checks that its connection is still there (a local check, no traffic).
 LIVENESS_SECONDS = 2.0
+# Tries to store one mail that fails for another reason than the database being away.
+MAX_ATTEMPTS = 3
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]")
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
@@ -71,6 +74,7 @@ class Mailbox:
         self._task: asyncio.Task[None] | None = None
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
+        self._attempts: dict[int, int] = {}  # failures to store a mail, by UID (this process)
         # Whether the last session got as far as reading the folder: what /readyz-style checks and tests read.
         self.connected = asyncio.Event()
 
@@ -247,14 +251,35 @@ class Mailbox:
             answer = _ok(await client.uid("fetch", str(uid), "(BODY.PEEK[HEADER])"), "UID FETCH header")
             raw = _literal(answer) or b""
             log_event(log, "imap_mail_too_large", logging.WARNING, size=size, limit=self.settings.max_bytes)
-            await self.handle(raw, oversize=size)
+            handled = await self._handle(uid, raw, oversize=size)
         else:
             answer = _ok(await client.uid("fetch", str(uid), "(BODY.PEEK[])"), "UID FETCH")
             raw = _literal(answer)
             if raw is None:
                 return
-            await self.handle(raw)
-        await self._mark(client, uid)
+            handled = await self._handle(uid, raw)
+        if handled:
+            await self._mark(client, uid)
+
+    async def _handle(self, uid: int, raw: bytes, **kw: Any) -> bool:
+        """Store one mail. The database away raises (the session ends, the mail is read again later). Any
+        other failure is retried MAX_ATTEMPTS times; then the mail is left in the mailbox, unmarked, for a
+        person, and logged, so one mail the gateway cannot store never holds up all the mail behind it."""
+        try:
+            await self.handle(raw, **kw)
+        except ConnectionFailure:
+            raise
+        except Exception as exc:
+            attempts = self._attempts[uid] = self._attempts.get(uid, 0) + 1
+            if attempts < MAX_ATTEMPTS:
+                raise
+            log_event(
+                log, "imap_mail_not_stored", logging.ERROR, uid=uid, attempts=attempts, error=type(exc).__name__,
+                reason=str(exc)[:200], hint=f"the mail is left unread in {self.settings.imap_folder}",
+            )  # fmt: skip
+            return False
+        self._attempts.pop(uid, None)
+        return True
 
     async def _mark(self, client: aioimaplib.IMAP4, uid: int) -> None:
         target = self.settings.imap_processed_folder

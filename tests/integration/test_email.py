@@ -268,3 +268,15 @@ async def test_a_20_mb_mail_is_stored_its_oversized_file_named_in_the_text(
     stored = await email_gateway.runtime.store.messages.find_one({"author": "customer"})
     assert "damage.mp4 not received" in stored["text"] and "Here is the video" in stored["text"]
     assert (utcnow() - started).total_seconds() < 30
+
+
+async def test_a_huge_text_is_cut_with_a_note_and_the_original_kept_whole(
+    email_gateway: RunningGateway, smtp: SmtpServer
+) -> None:
+    body = "\n".join(f"Line {n}: the log output of my router, pasted in full." for n in range(4000))
+    raw = customer_mail(body, subject="Router log")
+    assert (await post_mail(email_gateway, raw))[0] == 200
+    stored = await email_gateway.runtime.store.messages.find_one({"author": "customer"})
+    assert len(stored["text"]) < 101_000 and stored["text"].endswith("[The mail's text was cut at 100,000 characters]")
+    _doc, original = await email_gateway.runtime.files.read(stored["origin"]["original_file_id"])
+    assert original == raw

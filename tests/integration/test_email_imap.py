@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from typing import Any
 
 from channels.email.channel import EmailChannel
+from channels.email.mailbox import Mailbox
+from channels.email.settings import EmailSettings
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.helpers import eventually
 from tests.integration.email_desk import customer_mail, email_settings, imap_settings
@@ -151,3 +153,30 @@ async def test_a_mail_over_email_max_mb_is_stored_from_its_headers_with_a_note_a
     assert stored["text"].startswith("Scans of my invoice")
     assert "over the 51 KB limit" in stored["text"] and "still in the mailbox" in stored["text"]
     assert "\\Seen" in await dovecot.flags(uid) and await dovecot.message_count() == 1
+
+
+async def test_a_mail_that_cannot_be_stored_is_left_unread_after_three_tries_and_the_rest_goes_on(
+    mongo: Any, db_name: str, mail_certs: MailCerts, dovecot: Dovecot, caplog: Any
+) -> None:
+    settings = EmailSettings(
+        _env_file=None, email_from="support@shop.example", smtp_host="localhost",
+        email_tls_ca_file=str(mail_certs.ca_file), **imap_settings(dovecot),
+    )  # fmt: skip
+    handled: list[bytes] = []
+
+    async def handle(raw: bytes, **kw: Any) -> str:
+        if b"Subject: Poison" in raw:
+            raise ValueError("a mail this gateway cannot store")
+        handled.append(raw)
+        return "stored"
+
+    poison = await dovecot.deliver(customer_mail("?", subject="Poison"))
+    good = await dovecot.deliver(customer_mail("Where is my parcel?", subject="Parcel"))
+    mailbox = Mailbox(settings, handle, mongo[db_name]["channel_state"])
+    mailbox.start()
+    try:
+        await eventually(lambda: len(handled) == 1, timeout=30)
+        assert "\\Seen" in await dovecot.flags(good) and "\\Seen" not in await dovecot.flags(poison)
+        assert any("imap_mail_not_stored" in r.getMessage() for r in caplog.records)
+    finally:
+        await mailbox.stop()
