@@ -29,8 +29,10 @@ from gateway.logs import log_event
 
 log = logging.getLogger("channels.email.mailbox")
 
-# RFC 2177: a client should re-issue IDLE at least every 29 minutes, or the server may log it out.
-IDLE_SECONDS = 25 * 60
+# RFC 2177: a client should re-issue IDLE at least every 29 minutes, or the server may log it out. Every
+# ten: each renewal searches the folder too, so a new-mail notice lost in transit delays a mail ten
+# minutes at the most.
+IDLE_SECONDS = 10 * 60
 COMMAND_TIMEOUT = 60.0
 RETRY_MAX_SECONDS = 120.0
 # How often a waiting IDLE checks that its connection is still there (a local check, no traffic).
@@ -100,20 +102,20 @@ class Mailbox:
         delay = 1.0
         while True:
             try:
-                await self._session()
+                await self._session()  # returns only by raising
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # The server away, a password refused, the database away mid-mail: nothing was marked
                 # processed that was not stored, so the next session simply starts from the position.
+                if self.connected.is_set():
+                    delay = 1.0  # the session worked until now: this is a new failure, not the same one again
                 level = logging.WARNING if isinstance(exc, ImapError | OSError | TimeoutError) else logging.ERROR
                 log_event(log, "imap_failed", level, error=type(exc).__name__, reason=str(exc)[:200], retry_in_s=delay)
                 self.connected.clear()
                 await self._logout()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
-                continue
-            delay = 1.0
 
     # the session
 
@@ -162,7 +164,11 @@ class Mailbox:
         log_event(log, "imap_connected", folder=folder, idle=idle)
         self.connected.set()
         while True:
-            await self.catch_up(client, uidvalidity, uidnext)
+            # Again until nothing new: aioimaplib drops the EXISTS a server sends while another command
+            # (a FETCH of earlier mail) runs, so mail that came in meanwhile is found by searching, not by
+            # waiting for a notice that already went by.
+            while await self.catch_up(client, uidvalidity, uidnext):
+                uidnext = 0
             if idle:
                 await self._idle(client)
             else:
