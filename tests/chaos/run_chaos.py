@@ -1,7 +1,8 @@
-"""`make chaos`: web chat, Telegram and SMS customers under load while the gateway and the database are killed -9.
+"""`make chaos`: web chat, Telegram, SMS and email customers under load while the gateway and the database are
+killed -9.
 
     python -m tests.chaos.run_chaos [--gateway-kills 10] [--db-kills 3] [--customers 6]
-        [--telegram-customers 3] [--sms-customers 2] [--seed N]
+        [--telegram-customers 3] [--sms-customers 2] [--email-customers 2] [--seed N]
 
 Process layout (as `make bench`): this process runs the customers; SecantusDB runs as its own
 process with `--sync-on-commit` on a storage path in a temp dir; the gateway is `bench.serve_gateway`
@@ -12,9 +13,12 @@ API (tests/fakes/telegram_api.py) that runs in this process, so it outlives ever
 long-polls it (TELEGRAM_MODE=polling). The SMS customers text through a fake Twilio API
 (tests/fakes/twilio_api.py), also in this process: it signs and posts their messages to the gateway's
 webhook, retrying failed POSTs as Twilio does with `#rc=3&rp=all`, and records the replies the gateway
-sends through its Messages.json. Then, after a settle period, tests/chaos/checks.py,
-tests/chaos/telegram_checks.py and tests/chaos/twilio_checks.py compare the database with what every
-client saw. Exit code 0 only if every check holds.
+sends through its Messages.json. The email customers write into a real IMAP mailbox (Dovecot,
+tests/mailservers/dovecot.py), which the gateway reads (IDLE), and get the replies it sends through a real
+SMTP server (aiosmtpd, tests/mailservers/smtp.py, STARTTLS): both run in this process too, with TLS from a
+test CA the gateway trusts (EMAIL_TLS_CA_FILE). Then, after a settle period, tests/chaos/checks.py,
+tests/chaos/telegram_checks.py, tests/chaos/twilio_checks.py and tests/chaos/email_checks.py compare the
+database with what every client saw. Exit code 0 only if every check holds.
 See docs/reliability.md. Everything listens on 127.0.0.1.
 """
 
@@ -35,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import aioimaplib
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from bench.harness import die_with_parent
@@ -44,12 +50,17 @@ from bench.webchat_roundtrip import answered_questions
 from gateway.embedded_db import find_server_command
 from tests.chaos.checks import Verdict, verify
 from tests.chaos.customers import Customer
+from tests.chaos.email_checks import EmailVerdict, email_verdict, verify_email
+from tests.chaos.email_customers import SUPPORT_FROM, EmailCustomer
 from tests.chaos.telegram_checks import TelegramVerdict, telegram_verdict, verify_telegram
 from tests.chaos.telegram_customers import ChaosTelegramApi, TelegramCustomer
 from tests.chaos.twilio_checks import TwilioVerdict, twilio_verdict, verify_twilio
 from tests.chaos.twilio_customers import SMS_FROM, TwilioCustomer
 from tests.fakes.telegram_api import FakeTelegramApi
 from tests.fakes.twilio_api import FakeTwilioApi
+from tests.mailservers.certs import MailCerts, make_certs
+from tests.mailservers.dovecot import Dovecot, DovecotError
+from tests.mailservers.smtp import SmtpServer
 
 HOST = "127.0.0.1"
 DB_NAME = "chaos"
@@ -66,6 +77,8 @@ class ChaosConfig:
     telegram_max_messages: int | None = None  # per Telegram customer; None: max_messages
     sms_customers: int = 2  # each with its own phone number, through the fake Twilio API
     sms_max_messages: int | None = None  # per SMS customer; None: max_messages
+    email_customers: int = 0  # each with its own address, mailing a real IMAP mailbox; replies by real SMTP
+    email_max_messages: int | None = None  # per email customer; None: max_messages
     gateway_kills: int = 10
     db_kills: int = 3
     gap_seconds: tuple[float, float] = (2.0, 5.0)  # load between two kills
@@ -88,6 +101,7 @@ class ChaosResult:
     verdict: Verdict = field(default_factory=Verdict)
     telegram: TelegramVerdict = field(default_factory=telegram_verdict)
     sms: TwilioVerdict = field(default_factory=twilio_verdict)
+    email: EmailVerdict = field(default_factory=email_verdict)
     harness_error: str = ""
     kills: Counter[str] = field(default_factory=Counter)
     restart_seconds: dict[str, list[float]] = field(default_factory=lambda: {"gateway": [], "database": []})
@@ -113,11 +127,17 @@ class ChaosResult:
     sms_create_calls: int = 0  # Messages.json create calls the fake received
     sms_callbacks: int = 0  # status callbacks the fake posted
     sms_callback_failures: Counter[str] = field(default_factory=Counter)  # not answered 2xx: status or error
+    email_sent: int = 0  # distinct mails the email customers wrote
+    email_delivered: int = 0  # of them, those the mailbox took (APPEND answered with a UID)
+    email_unanswered_in_time: int = 0  # answer not seen when the customer moved on (or stopped)
+    email_failures: Counter[str] = field(default_factory=Counter)  # failed APPENDs: exception name
+    email_smtp_mails: int = 0  # mails the SMTP server accepted (with resends)
+    email_smtp_sessions: int = 0  # SMTP connections the gateway opened
     work_dir: Path | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.harness_error and self.verdict.ok and self.telegram.ok and self.sms.ok
+        return not self.harness_error and self.verdict.ok and self.telegram.ok and self.sms.ok and self.email.ok
 
     def summary(self) -> str:
         c = self.config
@@ -135,6 +155,7 @@ class ChaosResult:
             f"messages, {self.verdict.stored_replies} replies ({self.verdict.handoffs} handoffs)",
             *([self._telegram_line()] if c.telegram_customers else []),
             *([self._sms_line()] if c.sms_customers else []),
+            *([self._email_line()] if c.email_customers else []),
             f"chaos: {restarts}",
             f"chaos: load under kills {self.chaos_seconds:.1f} s, settle {self.settle_seconds:.1f} s, "
             f"total {self.total_seconds:.1f} s; client error frames: {dict(self.client_errors) or 'none'}",
@@ -145,6 +166,8 @@ class ChaosResult:
             lines += ["", "telegram:", self.telegram.table()]
         if c.sms_customers:
             lines += ["", "sms:", self.sms.table()]
+        if c.email_customers:
+            lines += ["", "email:", self.email.table()]
         if self.harness_error:
             lines.append(f"\nharness error: {self.harness_error}")
         lines.append(f"\nchaos: {'PASS' if self.ok else 'FAIL'} (logs in {self.work_dir})")
@@ -177,6 +200,21 @@ class ChaosResult:
             f"{s.stored_replies} replies ({s.handoffs} handoffs); {s.delivered} SMS to the customers from "
             f"{self.sms_create_calls} Messages.json calls; {self.sms_callbacks} status callbacks, "
             f"{self.sms_callback_failures.total()} failed ({callback_failures})"
+        )
+
+    def _email_line(self) -> str:
+        e = self.email
+        failures = ", ".join(f"{kind} {n}" for kind, n in self.email_failures.most_common()) or "none"
+        position = f"UIDVALIDITY {e.position[0]} last UID {e.position[1]}" if e.position else "none"
+        return (
+            f"chaos: email: {self.config.email_customers} customers (IMAP IDLE on Dovecot over TLS, replies by "
+            f"SMTP with STARTTLS), {self.email_sent} mails written, {self.email_delivered} delivered to the "
+            f"mailbox (failed APPENDs: {failures}), {self.email_unanswered_in_time} with no answer seen within "
+            f"the wait; stored {e.stored_customer_messages} customer mails, {e.stored_replies} replies "
+            f"({e.handoffs} handoffs); {e.answered_by_mail} answered by a reply mail (In-Reply-To); "
+            f"{e.delivered} reply mails received, from {self.email_smtp_mails} the SMTP server accepted "
+            f"({e.resent} resent after a crash under the same Message-ID) over {self.email_smtp_sessions} "
+            f"SMTP sessions; INBOX {e.mailbox_mails} mails, position {position}"
         )
 
 
@@ -294,7 +332,13 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
     customers: list[Customer] = []
     telegram_customers: list[TelegramCustomer] = []
     sms_customers: list[TwilioCustomer] = []
+    email_customers: list[EmailCustomer] = []
     questions, _ = answered_questions()
+    # The mail servers live here too: the mailbox keeps the customers' mail and the SMTP server what the
+    # gateway sent, across every kill. Started first, so that a failure to start leaves nothing running.
+    mail: MailServers | None = None
+    if config.email_customers:
+        mail = await MailServers.start(work)
     # Telegram's side lives here, not in the gateway: it keeps its updates and chats across every kill.
     telegram: FakeTelegramApi | None = None
     if config.telegram_customers:
@@ -303,8 +347,10 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
     twilio: FakeTwilioApi | None = None
     if config.sms_customers:
         twilio = await FakeTwilioApi().start()
-    env = (telegram_env(telegram, config) if telegram is not None else ()) + (
-        twilio_env(twilio, gateway) if twilio is not None else ()
+    env = (
+        (telegram_env(telegram, config) if telegram is not None else ())
+        + (twilio_env(twilio, gateway) if twilio is not None else ())
+        + (mail.env() if mail is not None else ())
     )
     try:
         with environment(env):
@@ -350,6 +396,19 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
                         )
                         sms_customers.append(texter)
                         talkers.append(texter.start(stop_sending, config.sms_max_messages or config.max_messages))
+                if mail is not None:
+                    for index in range(config.email_customers):
+                        writer = EmailCustomer(
+                            index,
+                            mail.dovecot,
+                            mail.smtp,
+                            questions,
+                            random.Random(rng.random()),
+                            answer_wait=config.answer_wait_seconds,
+                            think=config.think_seconds,
+                        )
+                        email_customers.append(writer)
+                        talkers.append(writer.start(stop_sending, config.email_max_messages or config.max_messages))
                 chaos_started = time.monotonic()
                 await _kill_repeatedly(config, rng, database, gateway, result)
                 await asyncio.sleep(max(config.gap_seconds))  # load after the last restart, too
@@ -357,8 +416,16 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
                 await asyncio.gather(*talkers)
                 result.chaos_seconds = time.monotonic() - chaos_started
                 settle_started = time.monotonic()
-                result.verdict, result.telegram, result.sms = await _settle(
-                    config, database, customers, telegram, telegram_customers, twilio, sms_customers
+                result.verdict, result.telegram, result.sms, result.email = await _settle(
+                    config,
+                    database,
+                    customers,
+                    telegram,
+                    telegram_customers,
+                    twilio,
+                    sms_customers,
+                    mail,
+                    email_customers,
                 )
                 result.settle_seconds = time.monotonic() - settle_started
     finally:
@@ -382,6 +449,12 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
             result.sms_acked += sum(1 for m in texter.sent if m.acked)
             result.sms_unanswered_in_time += sum(1 for m in texter.sent if not m.answered)
             result.sms_failures.update(texter.failures)
+        for writer in email_customers:
+            await writer.close()
+            result.email_sent += len(writer.sent)
+            result.email_delivered += sum(1 for m in writer.sent if m.delivered)
+            result.email_unanswered_in_time += sum(1 for m in writer.sent if not m.answered)
+            result.email_failures.update(writer.failures)
         await gateway.stop()
         await database.stop()
         if telegram is not None:
@@ -401,6 +474,11 @@ async def _run(config: ChaosConfig, rng: random.Random, work: Path, result: Chao
             )
             write_sms_transcripts(work / "sms-numbers.log", twilio, sms_customers)
             await twilio.close()
+        if mail is not None:
+            result.email_smtp_mails = len(mail.smtp.mails)
+            result.email_smtp_sessions = mail.smtp.connections
+            write_mail_transcripts(work / "email-mails.log", mail.smtp, email_customers)
+            await mail.stop(work)
 
 
 def write_transcripts(path: Path, api: FakeTelegramApi, customers: list[TelegramCustomer]) -> None:
@@ -431,6 +509,79 @@ def write_sms_transcripts(path: Path, api: FakeTwilioApi, customers: list[Twilio
             for shown in api.messages_to(texter.number):
                 row = {"number": texter.number, "sid": shown.sid, "created_at": shown.created_at.isoformat()}
                 out.write(json.dumps(row | {"status": shown.status, "body": shown.body[:80]}) + "\n")
+
+
+def write_mail_transcripts(path: Path, smtp: SmtpServer, customers: list[EmailCustomer]) -> None:
+    """What each email customer mailed (and the UIDs the mailbox gave it) and every mail the SMTP server
+    accepted for its address, one JSON line each, for the reader of a failed run."""
+    with path.open("w") as out:
+        for writer in customers:
+            for sent in writer.sent:
+                row = {"address": sent.address, "message_id": sent.message_id, "order": sent.order}
+                row |= {"uids": sent.uids, "errors": sent.errors, "answered_in_time": sent.answered}
+                out.write(json.dumps(row | {"text": sent.text}) + "\n")
+            for received in smtp.mails_to(writer.address):
+                message = received.message
+                row = {"address": writer.address, "reply_message_id": str(message.get("Message-ID") or "")}
+                row |= {"in_reply_to": str(message.get("In-Reply-To") or ""), "date": str(message.get("Date") or "")}
+                body = message.get_body(preferencelist=("plain",))
+                text = body.get_content() if body is not None else ""
+                out.write(json.dumps(row | {"text": " ".join(text.split())[:80]}) + "\n")
+
+
+class MailServers:
+    """The email customers' side: a Dovecot holding the support mailbox the gateway reads over IMAPS, and an
+    SMTP server (STARTTLS, AUTH) the gateway sends its replies through, with certificates from a test CA."""
+
+    smtp_username = "gateway"
+    smtp_password = "smtp-test-password"
+
+    def __init__(self, certs: MailCerts, dovecot: Dovecot, smtp: SmtpServer) -> None:
+        self.certs = certs
+        self.dovecot = dovecot
+        self.smtp = smtp
+
+    @classmethod
+    async def start(cls, work: Path) -> MailServers:
+        certs = make_certs(work / "mail-certs")
+        dovecot = Dovecot(work / "dovecot", certs)
+        try:
+            await dovecot.start()
+        except DovecotError as exc:
+            raise BenchError(f"the IMAP server (Dovecot) did not start: {exc}") from exc
+        try:
+            smtp = SmtpServer(certs, mode="starttls", username=cls.smtp_username, password=cls.smtp_password).start()
+        except BaseException:
+            await dovecot.stop()
+            raise
+        return cls(certs, dovecot, smtp)
+
+    def env(self) -> tuple[tuple[str, str], ...]:
+        """The gateway's email settings: IMAP over implicit TLS on Dovecot's IMAPS port, replies by SMTP with
+        STARTTLS, both verified against the test CA; `localhost` is the name on the servers' certificate. No
+        EMAIL_INBOUND_SECRET: mail comes only from the mailbox."""
+        return (
+            ("EMAIL_FROM", SUPPORT_FROM),
+            ("EMAIL_TLS_CA_FILE", str(self.certs.ca_file)),
+            ("SMTP_HOST", self.smtp.server_hostname),
+            ("SMTP_PORT", str(self.smtp.port)),
+            ("SMTP_USERNAME", self.smtp_username),
+            ("SMTP_PASSWORD", self.smtp_password),
+            ("SMTP_TLS", "starttls"),
+            ("IMAP_HOST", "localhost"),
+            ("IMAP_PORT", str(self.dovecot.tls_port)),
+            ("IMAP_TLS", "tls"),
+            ("IMAP_USERNAME", self.dovecot.user),
+            ("IMAP_PASSWORD", self.dovecot.password),
+            ("IMAP_FOLDER", "INBOX"),
+        )
+
+    async def stop(self, work: Path) -> None:
+        self.smtp.stop()
+        await self.dovecot.stop()
+        # Beside the other logs, so a failed run keeps it.
+        if self.dovecot.log_path.exists():
+            (work / "dovecot.log").write_bytes(self.dovecot.log_path.read_bytes())
 
 
 def twilio_env(api: FakeTwilioApi, gateway: ChildServer) -> tuple[tuple[str, str], ...]:
@@ -483,13 +634,16 @@ async def _settle(
     telegram_customers: list[TelegramCustomer],
     twilio: FakeTwilioApi | None,
     sms_customers: list[TwilioCustomer],
-) -> tuple[Verdict, TelegramVerdict, TwilioVerdict]:
+    mail: MailServers | None,
+    email_customers: list[EmailCustomer],
+) -> tuple[Verdict, TelegramVerdict, TwilioVerdict, EmailVerdict]:
     """Check until everything holds (twice, 2 s apart) or settle_seconds pass; the last verdict stands.
 
     Clients are still connected and re-sending meanwhile, and the gateway's recovery runs: a violation
     that heals within the settle period is not one; one that remains at the end is. (The fake Bot API
     keeps every update the gateway has not confirmed, and the outbox retries what it has not sent; an SMS
-    the gateway acknowledged is stored, so only its answer can still be on its way.)
+    the gateway acknowledged is stored, so only its answer can still be on its way; mail waits in the
+    mailbox until the gateway has stored it.)
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.settle_seconds
@@ -501,15 +655,24 @@ async def _settle(
             verdict = await verify(db, customers)
             tg = await verify_telegram(db, telegram, telegram_customers) if telegram is not None else telegram_verdict()
             sms = await verify_twilio(db, twilio, sms_customers) if twilio is not None else twilio_verdict()
-            ok = verdict.ok and tg.ok and sms.ok
+            mails = await _verify_mail(db, mail, email_customers) if mail is not None else email_verdict()
+            ok = verdict.ok and tg.ok and sms.ok and mails.ok
             if ok and passed_once:
-                return verdict, tg, sms
+                return verdict, tg, sms, mails
             passed_once = ok
             if loop.time() >= deadline:
-                return verdict, tg, sms
+                return verdict, tg, sms, mails
             await asyncio.sleep(2.0 if ok else 1.0)
     finally:
         await client.close()
+
+
+async def _verify_mail(db: AsyncDatabase, mail: MailServers, customers: list[EmailCustomer]) -> EmailVerdict:
+    try:
+        return await verify_email(db, mail.dovecot, mail.smtp, customers)
+    except (DovecotError, aioimaplib.AioImapException, OSError, TimeoutError) as exc:
+        # The checks could not read the mailbox: the harness's failure, not the gateway's.
+        raise BenchError(f"reading the IMAP mailbox for the checks failed: {exc!r}") from exc
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -521,7 +684,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> ChaosConfig:
     parser = argparse.ArgumentParser(
-        description="Kill -9 the gateway and the database under web chat, Telegram and SMS load."
+        description="Kill -9 the gateway and the database under web chat, Telegram, SMS and email load."
     )
     parser.add_argument("--customers", type=int, default=6)
     parser.add_argument(
@@ -532,6 +695,13 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
         type=int,
         default=2,
         help="SMS customers, each with its own number, through the fake Twilio API (0: no Twilio)",
+    )
+    parser.add_argument(
+        "--email-customers",
+        type=int,
+        default=2,
+        help="email customers, each with its own address, mailing a real IMAP mailbox the gateway reads "
+        "(Dovecot), answered through a real SMTP server (0: no email)",
     )
     parser.add_argument("--telegram-poll-timeout", type=int, default=2, help="getUpdates long-poll seconds")
     parser.add_argument(
@@ -560,6 +730,7 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
         customers=args.customers,
         telegram_customers=args.telegram_customers,
         sms_customers=args.sms_customers,
+        email_customers=args.email_customers,
         telegram_poll_timeout_seconds=args.telegram_poll_timeout,
         telegram_send_latency_seconds=args.telegram_send_latency,
         gateway_kills=args.gateway_kills,
