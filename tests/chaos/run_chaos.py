@@ -306,6 +306,9 @@ async def run(config: ChaosConfig) -> ChaosResult:
     with contextlib.ExitStack() as stack:
         work = config.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
         work.mkdir(parents=True, exist_ok=True)
+        if config.work_dir is not None and any(work.iterdir()):
+            # A database and a mailbox left by an earlier run would be counted as this run's.
+            raise BenchError(f"--work-dir {work} is not empty: give an empty or new folder")
         result.work_dir = work
         stack.enter_context(environment(config.gateway_env))
         try:
