@@ -29,7 +29,7 @@ from aiohttp import web
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket
-from gridfs.errors import NoFile
+from gridfs.errors import FileExists, NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gateway.logs import log_event
@@ -314,9 +314,18 @@ class FileStore:
             file_id=file_id,
         )
 
-    async def keep_original(self, data: bytes, *, name: str, content_type: str, source: str) -> str:
+    async def keep_original(self, data: bytes, *, name: str, content_type: str, source: str, key: str) -> str:
         """Store bytes exactly as a provider handed them over (a whole mail), unchecked: a record for
-        people to open, never shown to the AI. The caller bounds the size. Returns the file id."""
+        people to open, never shown to the AI. The caller bounds the size. Returns the file id.
+
+        The id derives from `key` (the provider's id for the message), so storing the same original again
+        (a redelivery, a retry after the database went away mid-upload) reuses or replaces it instead of
+        leaving a second copy nobody refers to."""
+        oid = ObjectId(hashlib.sha256(f"original:{key}".encode()).digest()[:12])
+        if await self._files.find_one({"_id": oid}, {"_id": 1}) is not None:
+            return str(oid)
+        # Chunks of an upload that died before its files document was written: cleared, then stored anew.
+        await self._db[f"{BUCKET}.chunks"].delete_many({"files_id": oid})  # type: ignore[index]
         metadata = {
             "conversation_id": "",
             "source": source,
@@ -324,7 +333,13 @@ class FileStore:
             "sha256": hashlib.sha256(data).hexdigest(),
             "original": True,
         }
-        oid = await self.bucket.upload_from_stream(safe_name(name), data, metadata=metadata)
+        try:
+            await self.bucket.upload_from_stream_with_id(oid, safe_name(name), data, metadata=metadata)
+        except FileExists:
+            # Another process stored the same original at the same moment, or pymongo retried a write that
+            # had gone through: one copy is there either way.
+            if await self._files.find_one({"_id": oid}, {"_id": 1}) is None:
+                raise
         return str(oid)
 
     async def describe(self, file_id: str) -> dict[str, Any] | None:

@@ -186,7 +186,11 @@ class EmailChannel:
         """The mail as received, for people to open: what the AI sees has quotes and signatures cut."""
         assert self.context is not None
         return await self.context.files.keep_original(
-            raw, name=f"{(mail.subject or 'mail')[:80]}.eml", content_type="message/rfc822", source="customer"
+            raw,
+            name=f"{(mail.subject or 'mail')[:80]}.eml",
+            content_type="message/rfc822",
+            source="customer",
+            key=f"email:{mail.message_id}",
         )
 
     async def _software(self, mail: ParsedMail, kind: str) -> Outcome:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from email.message import EmailMessage
 from pathlib import Path
 
+from bson import ObjectId
+
 from gateway.store import utcnow
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.slack_api import FakeSlackApi
@@ -280,3 +282,23 @@ async def test_a_huge_text_is_cut_with_a_note_and_the_original_kept_whole(
     assert len(stored["text"]) < 101_000 and stored["text"].endswith("[The mail's text was cut at 100,000 characters]")
     _doc, original = await email_gateway.runtime.files.read(stored["origin"]["original_file_id"])
     assert original == raw
+
+
+async def test_an_original_stored_again_is_one_file_even_after_an_upload_that_died_half_way(
+    email_gateway: RunningGateway, smtp: SmtpServer
+) -> None:
+    files, store = email_gateway.runtime.files, email_gateway.runtime.store
+    raw = customer_mail("Where is my parcel?", message_id="<orig@customer.example>")
+    first = await files.keep_original(raw, name="a.eml", content_type="message/rfc822", source="customer", key="k1")
+    again = await files.keep_original(raw, name="a.eml", content_type="message/rfc822", source="customer", key="k1")
+    assert first == again and await store.db["files.files"].count_documents({"metadata.original": True}) == 1
+    # The database went away between the chunks and the files document: the chunk left over is replaced.
+    half = await files.keep_original(b"x", name="b.eml", content_type="message/rfc822", source="customer", key="k2")
+    await store.db["files.files"].delete_one({"_id": ObjectId(half)})
+    await store.db["files.chunks"].update_one({"files_id": ObjectId(half)}, {"$set": {"data": b"garbage"}})
+    assert await files.keep_original(raw, name="b.eml", content_type="message/rfc822", source="customer", key="k2")
+    assert (await files.read(half))[1] == raw
+    # Through the channel: a mail posted twice keeps one original.
+    assert (await post_mail(email_gateway, raw))[0] == 200
+    assert (await post_mail(email_gateway, raw))[0] == 200
+    assert await store.db["files.files"].count_documents({"metadata.original": True}) == 3
