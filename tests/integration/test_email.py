@@ -20,6 +20,7 @@ from tests.integration.email_desk import (
     customer_mail,
     post_mail,
     reply_to,
+    start_email,
     start_email_desk,
 )
 from tests.integration.slack_desk import PNG, texts
@@ -302,3 +303,29 @@ async def test_an_original_stored_again_is_one_file_even_after_an_upload_that_di
     assert (await post_mail(email_gateway, raw))[0] == 200
     assert (await post_mail(email_gateway, raw))[0] == 200
     assert await store.db["files.files"].count_documents({"metadata.original": True}) == 3
+
+
+async def test_an_smtp_outage_delays_the_reply_and_never_drops_it(
+    gateway_factory: GatewayFactory, smtp: SmtpServer, mail_certs: MailCerts
+) -> None:
+    gateway = await start_email(
+        gateway_factory, smtp, mail_certs, outbox_backoff_base_seconds=0.1, outbox_backoff_max_seconds=0.5
+    )
+    smtp.stop()  # the relay is down: connection refused
+    assert (await post_mail(gateway, customer_mail("Do you ship to Iceland?", subject="Iceland")))[0] == 200
+    store = gateway.runtime.store
+
+    async def retried() -> bool:
+        job = await store.outbox.find_one({"channel": "email"})
+        return job is not None and job["attempts"] >= 2 and "unreachable" in (job["last_error"] or "")
+
+    await eventually(retried)
+    smtp.restart()
+    [reply] = await smtp.wait_for(1, timeout=20)
+    assert reply.message["Subject"] == "Re: Iceland"
+
+    async def sent() -> bool:
+        return (await store.outbox.find_one({"channel": "email"}))["state"] == "sent"
+
+    await eventually(sent)  # the server's 250 comes before the outbox writes it down
+    assert len(smtp.mails) == 1
