@@ -319,13 +319,11 @@ class FileStore:
         people to open, never shown to the AI. The caller bounds the size. Returns the file id.
 
         The id derives from `key` (the provider's id for the message), so storing the same original again
-        (a redelivery, a retry after the database went away mid-upload) reuses or replaces it instead of
-        leaving a second copy nobody refers to."""
+        (a redelivery, a retry after the database went away mid-upload) reuses it instead of leaving a
+        second copy nobody refers to."""
         oid = ObjectId(hashlib.sha256(f"original:{key}".encode()).digest()[:12])
         if await self._files.find_one({"_id": oid}, {"_id": 1}) is not None:
             return str(oid)
-        # Chunks of an upload that died before its files document was written: cleared, then stored anew.
-        await self._db[f"{BUCKET}.chunks"].delete_many({"files_id": oid})  # type: ignore[index]
         metadata = {
             "conversation_id": "",
             "source": source,
@@ -337,9 +335,11 @@ class FileStore:
             await self.bucket.upload_from_stream_with_id(oid, safe_name(name), data, metadata=metadata)
         except FileExists:
             # Another process stored the same original at the same moment, or pymongo retried a write that
-            # had gone through: one copy is there either way.
+            # had gone through: one copy is there either way. Without a files document, the chunks are an
+            # upload still running elsewhere or one that died: never deleted here (that would cut a live
+            # upload short); this copy goes under an id of its own.
             if await self._files.find_one({"_id": oid}, {"_id": 1}) is None:
-                raise
+                return str(await self.bucket.upload_from_stream(safe_name(name), data, metadata=metadata))
         return str(oid)
 
     async def describe(self, file_id: str) -> dict[str, Any] | None:
